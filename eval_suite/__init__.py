@@ -1,0 +1,7 @@
+"""hfssl evaluation suite: finetune or probe any checkpoint on imbalanced medical data.
+
+It consumes checkpoints only through their public format (config.json + model.safetensors,
+timm and transformers specs), never through hfssl internals.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from hfssl.cli.main import main
+
+sys.exit(main())

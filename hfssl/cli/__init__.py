@@ -1,0 +1,1 @@
+"""The ``hfssl`` command line: one entry point, one module per subcommand."""
