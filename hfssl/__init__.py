@@ -21,6 +21,10 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _LAZY_ATTRS: dict[str, str] = {
     "HfsslError": "hfssl.errors",
+    "HfsslConfig": "hfssl.models",
+    "HfsslModel": "hfssl.models",
+    "HfsslForImageClassification": "hfssl.models",
+    "HfsslForSegmentation": "hfssl.models",
     "load_source": "hfssl.data",
 }
 

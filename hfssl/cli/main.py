@@ -14,6 +14,7 @@ import sys
 # name -> (module, one-line description). Add a subcommand by adding a line here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "data": ("hfssl.cli.data", "inspect datasets: MedMNIST, DRIVE, image folders, Hub datasets"),
+    "export-timm": ("hfssl.cli.export_timm", "export a backbone checkpoint to timm's format"),
 }
 
 

@@ -1,0 +1,85 @@
+"""Helpers for pretext tests: tiny backbones, a short training loop, held-out evaluation, round trips."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import torch
+
+from hfssl.models import HfsslConfig, HfsslModel
+from hfssl.pretext.base import PretextModel
+
+
+def backbone_2d(name: str = "resnet18", in_chans: int = 1, image_size: int = 28, **kwargs) -> HfsslConfig:
+    return HfsslConfig(backbone=name, spatial_dims=2, in_chans=in_chans, image_size=image_size, **kwargs)
+
+
+def backbone_3d(name: str = "resnet18_3d", image_size: int = 28, **kwargs) -> HfsslConfig:
+    return HfsslConfig(backbone=name, spatial_dims=3, in_chans=1, image_size=image_size, **kwargs)
+
+
+def train_briefly(
+    model: PretextModel,
+    images: torch.Tensor,
+    steps: int,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> list[float]:
+    """AdamW on random mini-batches of ``images``; returns the loss of every step."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        idx = torch.randint(len(images), (batch_size,), generator=gen)
+        out = model(images[idx], generator=gen)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        if hasattr(model, "after_optimizer_step"):
+            model.after_optimizer_step()
+        losses.append(out.loss.item())
+    return losses
+
+
+@torch.no_grad()
+def evaluate(
+    model: PretextModel, images: torch.Tensor, batch_size: int = 64, seed: int = 123
+) -> dict[str, float]:
+    """Mean of the model's metrics (and loss) over held-out ``images`` in eval mode."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    totals: dict[str, float] = {}
+    count = 0
+    for start in range(0, len(images), batch_size):
+        out = model(images[start : start + batch_size], generator=gen)
+        n = min(batch_size, len(images) - start)
+        for key, value in {"loss": out.loss, **(out.metrics or {})}.items():
+            totals[key] = totals.get(key, 0.0) + float(value) * n
+        count += n
+    return {k: v / count for k, v in totals.items()}
+
+
+def assert_round_trip(model: PretextModel, pixel_values: torch.Tensor) -> None:
+    """save_pretrained → from_pretrained gives identical weights; the backbone exports as an HfsslModel."""
+    model.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        files = sorted(os.listdir(tmp))
+        assert files == ["config.json", "model.safetensors"], files
+        loaded = type(model).from_pretrained(tmp)
+        loaded.eval()
+        for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+            assert torch.equal(a, b), name
+        assert torch.equal(model.embed(pixel_values), loaded.embed(pixel_values))
+        exported = model.export_backbone()
+        assert isinstance(exported, HfsslModel)
+        assert model.method_name in exported.config.pretext_methods
+        bb_dir = os.path.join(tmp, "backbone")
+        exported.save_pretrained(bb_dir)
+        reloaded = HfsslModel.from_pretrained(bb_dir).eval()
+        exported.eval()
+        assert torch.equal(exported(pixel_values).pooler_output, reloaded(pixel_values).pooler_output)
