@@ -39,6 +39,30 @@ _LAZY: dict[str, str] = {
     # --- imbalance / samplers / augment / torch_data (another module owner) -----------------------
     # Add your public names here as  "name": "hfssl.data.<module>",  (kept lazy), or add plain
     # ``from hfssl.data.<module> import ...`` lines below this dict if eager import is intended.
+    "make_imbalanced": "hfssl.data.imbalance",
+    "label_fraction": "hfssl.data.imbalance",
+    "imbalanced_counts": "hfssl.data.imbalance",
+    "class_counts": "hfssl.data.imbalance",
+    "read_labels": "hfssl.data.imbalance",
+    "SubsetResult": "hfssl.data.imbalance",
+    "ClassBalancedSampler": "hfssl.data.samplers",
+    "MajorityResampler": "hfssl.data.samplers",
+    "get_augmentation": "hfssl.data.augment",
+    "AUGMENTATION_PRESETS": "hfssl.data.augment",
+    "ContrastiveViews": "hfssl.data.augment",
+    "Compose": "hfssl.data.augment",
+    "RandomFlip": "hfssl.data.augment",
+    "RandomRot90": "hfssl.data.augment",
+    "RandomRotation": "hfssl.data.augment",
+    "RandomScale": "hfssl.data.augment",
+    "RandomResizedCrop": "hfssl.data.augment",
+    "RandomGaussianBlur": "hfssl.data.augment",
+    "RandomGaussianNoise": "hfssl.data.augment",
+    "to_tensor_batch": "hfssl.data.torch_data",
+    "MedicalImageDataset": "hfssl.data.torch_data",
+    "make_dataloader": "hfssl.data.torch_data",
+    "arrow_to_numpy": "hfssl.data.torch_data",
+    "image_layout": "hfssl.data.torch_data",
     # --- end ----------------------------------------------------------------------------------------
 }
 

@@ -5,16 +5,21 @@ uint8)`` (RGB 2D) or ``Array3D((D, H, W), uint8)`` (3D); ``label`` is a ``ClassL
 multi-label data, a fixed-length 0/1 sequence. Models take ``pixel_values`` float32 in [0, 1] shaped
 ``(B, C, H, W)`` or ``(B, C, D, H, W)``.
 
-Speed (measured on this project's CPU box, BreastMNIST-28 train / AdrenalMNIST3D-64 train): the
-``numpy`` formatter of ``datasets`` returns these uint8 arrays as *int64* and assembles them row by
-row — about 0.4 s for BreastMNIST-28 train and 8.7 s for AdrenalMNIST3D-64 train — while reading the
-Arrow buffers directly (``arrow_to_numpy``: flatten the nested lists, reshape) takes 0.0001 s and
-0.014 s, bit-identical. Per-row access through ``with_format("numpy")[i]`` costs ~2 ms a row. So
+Speed (``benchmarks/data_throughput.py`` and one-off timings on this project's shared 2-core CPU
+box, best of a few runs): the ``numpy`` formatter of ``datasets`` returns these uint8 arrays as
+*int64* — whole train split of AdrenalMNIST3D-28 0.4-0.8 s, of AdrenalMNIST3D-64 ~10 s — while
+reading the Arrow buffers directly (``arrow_to_numpy``: flatten the nested lists, reshape, bit-
+identical uint8) takes 0.008 s and ~0.2 s (BreastMNIST-28/64: 0.001 s vs 0.006-0.015 s). Per-row
+access through ``with_format("numpy")[i]`` costs ~0.7-1 ms a row (0.4 s for BreastMNIST train). So
 ``MedicalImageDataset`` converts the split *once* to a uint8 tensor and indexes it per batch
 (``__getitems__``), keeping uint8 through the loader (4x less inter-process traffic than float32)
 and converting to float in the collate step; splits larger than ``max_memory_bytes`` fall back to
 reading each batch from Arrow (still through ``arrow_to_numpy``). ``benchmarks/data_throughput.py``
-prints the resulting loader throughput.
+prints the resulting loader throughput: without augmentation the in-process loader (``num_workers=0``)
+delivers ~350k images/s at 28 px and ~18k volumes/s at 28^3 there, more than worker processes on
+two shared cores (IPC costs more than indexing); CPU augmentation is what workers help with. On a
+shared CPU box, set ``torch.set_num_threads(1)``: with two intra-op threads on two busy cores the
+same loader ran 4-65x slower (OpenMP threads waiting on each other).
 """
 
 from __future__ import annotations
@@ -62,10 +67,14 @@ def arrow_to_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
+    fixed: tuple | None = None
     if isinstance(array.type, pa.ExtensionType):
+        # datasets' Array2D..5D: the shape is part of the type and enforced on write, so the per-row
+        # length check (a pass over every inner list, ~1 s for AdrenalMNIST3D-64) can be skipped.
+        fixed = getattr(array.type, "shape", None)
+        fixed = tuple(fixed) if fixed is not None and None not in tuple(fixed) else None
         array = array.storage
-    n = len(array)
-    shape: list[int] = [n]
+    shape: list[int] = [len(array)]
     values = array
     while (
         pa.types.is_list(values.type)
@@ -74,15 +83,27 @@ def arrow_to_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     ):
         if values.null_count:
             raise DataError("an image/label column holds missing (null) rows", "drop or fill the empty rows")
-        lengths = values.value_lengths().to_numpy(zero_copy_only=False) if len(values) else np.zeros(0, int)
-        if lengths.size and (lengths != lengths[0]).any():
-            raise DataError(
-                "an array column has rows of different shapes", "resize all images to one size before loading"
-            )
-        shape.append(int(lengths[0]) if lengths.size else 0)
+        level = len(shape) - 1
+        if pa.types.is_fixed_size_list(values.type):
+            shape.append(values.type.list_size)
+        elif fixed is not None and level < len(fixed):
+            shape.append(int(fixed[level]))
+        else:
+            lengths = values.value_lengths().to_numpy(zero_copy_only=False)
+            if lengths.size and (lengths != lengths[0]).any():
+                raise DataError(
+                    "an array column has rows of different shapes",
+                    "resize all images to one size before loading",
+                )
+            shape.append(int(lengths[0]) if lengths.size else 0)
         values = values.flatten()
     if values.null_count:
         raise DataError("an image/label column holds missing (null) values", "drop or fill the empty rows")
+    if len(values) != math.prod(shape):
+        raise DataError(
+            f"an array column holds {len(values)} values where its shape {tuple(shape)} needs {math.prod(shape)}",
+            "rebuild the dataset with the fixed image schema",
+        )
     out = values.to_numpy(zero_copy_only=False)
     if not out.flags.writeable:  # zero-copy view of (possibly memory-mapped) Arrow memory: own it
         out = out.copy()
@@ -225,9 +246,12 @@ class MedicalImageDataset(torch.utils.data.Dataset):
         self.image_column = image_column
         self.label_column = label_column if label_column and label_column in split.column_names else None
         feature = split.features[image_column]
-        self.layout: Layout = (
-            image_layout(feature) if layout == "auto" and hasattr(feature, "shape") else layout
-        )
+        if not hasattr(feature, "shape"):
+            raise DataError(
+                f"image column {image_column!r} is {type(feature).__name__}, not a fixed-shape array",
+                "load data through hfssl.data.load_source, which stores images as Array2D/Array3D uint8",
+            )
+        self.layout: Layout = image_layout(feature) if layout == "auto" else layout
         shape = getattr(feature, "shape", None)
         row_bytes = math.prod(shape) if shape else None
         if in_memory is None:

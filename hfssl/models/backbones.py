@@ -43,6 +43,7 @@ SMALL_STEM_BASES: tuple[str, ...] = (
     "seresnet34",
     "seresnet50",
 )
+# Images at most this size get the small-input stem by default (the MedMNIST 28/64 px baselines).
 SMALL_STEM_MAX_SIZE = 64
 
 
@@ -276,7 +277,9 @@ def describe_timm_backbone(
 
 def _thaw(obj: Any) -> Any:
     """Inverse of ``configuration._freeze`` for kwargs (tuples of pairs back to dicts)."""
-    if isinstance(obj, tuple) and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in obj):
+    if isinstance(obj, tuple) and all(
+        isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in obj
+    ):
         return {k: _thaw(v) for k, v in obj}
     return obj
 

@@ -36,7 +36,9 @@ def _check_kwargs(backbone: str, kwargs: dict[str, Any]) -> None:
             f"allowed: {', '.join(sorted(_ALLOWED_KWARGS[backbone]))}",
         )
     if kwargs.get("norm", "batch") not in _NORMS:
-        raise ConfigError(f"norm must be one of {_NORMS}, got {kwargs['norm']!r}", "e.g. backbone_kwargs={'norm': 'batch'}")
+        raise ConfigError(
+            f"norm must be one of {_NORMS}, got {kwargs['norm']!r}", "e.g. backbone_kwargs={'norm': 'batch'}"
+        )
     channels = kwargs.get("channels")
     if channels is not None and (len(channels) != 4 or any(int(c) < 1 for c in channels)):
         raise ConfigError(f"channels must be 4 positive ints, got {channels}", "e.g. [64, 128, 256, 512]")
@@ -76,7 +78,9 @@ class UNet3DEncoder(nn.Module):
     embedding is the global average of the deepest map.
     """
 
-    def __init__(self, in_chans: int = 1, channels: tuple[int, ...] = UNET3D_CHANNELS, norm: str = "batch") -> None:
+    def __init__(
+        self, in_chans: int = 1, channels: tuple[int, ...] = UNET3D_CHANNELS, norm: str = "batch"
+    ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList()
         prev = in_chans
@@ -108,7 +112,9 @@ class BasicBlock3d(nn.Module):
         self.act1 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv3d(out_channels, out_channels, 3, padding=1, bias=False)
         self.bn2 = make_norm(norm, out_channels, spatial_dims=3)
-        self.bn2.zero_init = True  # branch starts as identity (timm's zero_init_last); see init_module_weights
+        self.bn2.zero_init = (
+            True  # branch starts as identity (timm's zero_init_last); see init_module_weights
+        )
         self.act2 = nn.ReLU(inplace=True)
         self.downsample: nn.Module | None = None
         if stride != 1 or in_channels != out_channels:

@@ -4,7 +4,7 @@ It follows transformers 5's convention for configs: a strict dataclass (``@stric
 fields are declared with type annotations and defaults, checked in ``__post_init__``. Values a
 user can get wrong raise :class:`hfssl.errors.ConfigError` at construction, with a fix hint.
 
-Three groups of fields:
+Four groups of fields:
 
 * **architecture** (``backbone``, ``spatial_dims``, ``in_chans``, ``image_size``,
   ``backbone_kwargs``, ``small_input_stem``, ``feature_indices``): what to build;
@@ -33,12 +33,20 @@ BACKBONES_3D: tuple[str, ...] = ("unet3d_encoder", "resnet18_3d")
 
 # Fields that define the network; changing one after construction re-derives the feature fields.
 _ARCH_FIELDS = frozenset(
-    {"backbone", "spatial_dims", "in_chans", "image_size", "backbone_kwargs", "small_input_stem", "feature_indices"}
+    {
+        "backbone",
+        "spatial_dims",
+        "in_chans",
+        "image_size",
+        "backbone_kwargs",
+        "small_input_stem",
+        "feature_indices",
+    }
 )
 # Keys of ``backbone_kwargs`` that hfssl sets itself (from the config's own fields).
-_RESERVED_BACKBONE_KWARGS = frozenset({"pretrained", "num_classes", "in_chans", "features_only", "out_indices"})
-# Images at most this size get the small-input ResNet stem by default (MedMNIST 28/64 px baselines).
-SMALL_STEM_MAX_SIZE = 64
+_RESERVED_BACKBONE_KWARGS = frozenset(
+    {"pretrained", "num_classes", "in_chans", "features_only", "out_indices"}
+)
 
 
 def _hfssl_version() -> str:
@@ -149,17 +157,25 @@ class HfsslConfig(PreTrainedConfig):
         # Keep the derived fields true when an architecture field is changed after construction
         # (``from_pretrained(dir, image_size=64)`` does exactly that).
         if key in _ARCH_FIELDS and self.__dict__.get("_post_init_done", False):
+            if key in ("backbone", "spatial_dims"):
+                # choices resolved for the previous network do not carry over: back to auto
+                object.__setattr__(self, "small_input_stem", None)
+                object.__setattr__(self, "feature_indices", None)
             self._validate_and_derive(check_saved=False)
 
     # ------------------------------------------------------------------ validation
     def _validate_and_derive(self, check_saved: bool) -> None:
         """Check the architecture fields and compute the derived feature fields."""
         if self.spatial_dims not in (2, 3):
-            raise ConfigError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}", "use 2 for images, 3 for volumes")
+            raise ConfigError(
+                f"spatial_dims must be 2 or 3, got {self.spatial_dims}", "use 2 for images, 3 for volumes"
+            )
         if self.in_chans < 1:
             raise ConfigError(f"in_chans must be >= 1, got {self.in_chans}", "use 1 (grey-scale) or 3 (RGB)")
         if self.image_size < 1:
-            raise ConfigError(f"image_size must be >= 1, got {self.image_size}", "give the image side in pixels, e.g. 28")
+            raise ConfigError(
+                f"image_size must be >= 1, got {self.image_size}", "give the image side in pixels, e.g. 28"
+            )
         kwargs = dict(self.backbone_kwargs or {})
         reserved = sorted(set(kwargs) & _RESERVED_BACKBONE_KWARGS)
         if reserved:
@@ -175,7 +191,9 @@ class HfsslConfig(PreTrainedConfig):
                 )
             from hfssl.models.backbones_3d import describe_backbone_3d
 
-            spec = describe_backbone_3d(self.backbone, self.in_chans, self.image_size, kwargs, self.small_input_stem)
+            spec = describe_backbone_3d(
+                self.backbone, self.in_chans, self.image_size, kwargs, self.small_input_stem
+            )
         else:
             if self.spatial_dims != 2:
                 raise ConfigError(
@@ -207,7 +225,10 @@ class HfsslConfig(PreTrainedConfig):
         if check_saved:
             for name, value in derived.items():
                 saved = getattr(self, name)
-                if saved is not None and (list(saved) if isinstance(saved, (list, tuple)) else saved) != value:
+                if (
+                    saved is not None
+                    and (list(saved) if isinstance(saved, (list, tuple)) else saved) != value
+                ):
                     raise ConfigError(
                         f"config says {name}={saved!r} but backbone {self.backbone!r} with these settings gives "
                         f"{value!r}",
@@ -223,9 +244,13 @@ class HfsslConfig(PreTrainedConfig):
 
     def _validate_heads(self) -> None:
         if self.classifier_hidden_dim < 1:
-            raise ConfigError(f"classifier_hidden_dim must be >= 1, got {self.classifier_hidden_dim}", "e.g. 1024")
+            raise ConfigError(
+                f"classifier_hidden_dim must be >= 1, got {self.classifier_hidden_dim}", "e.g. 1024"
+            )
         if not 0.0 <= self.classifier_dropout < 1.0:
-            raise ConfigError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}", "e.g. 0.0")
+            raise ConfigError(
+                f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}", "e.g. 0.0"
+            )
         if not self.decoder_channels or any(int(c) < 1 for c in self.decoder_channels):
             raise ConfigError(
                 f"decoder_channels must be a non-empty list of positive ints, got {self.decoder_channels}",
@@ -242,7 +267,8 @@ class HfsslConfig(PreTrainedConfig):
             value = getattr(self, name)
             if value is not None and len(value) != self.in_chans:
                 raise ConfigError(
-                    f"{name} has {len(value)} values but in_chans={self.in_chans}", f"give one {name} per channel"
+                    f"{name} has {len(value)} values but in_chans={self.in_chans}",
+                    f"give one {name} per channel",
                 )
 
     # ------------------------------------------------------------------ helpers
@@ -268,14 +294,19 @@ def _freeze(obj: Any) -> Any:
 
 def _convert_strict_errors(init: Any) -> Any:
     """Re-raise the strict-dataclass type errors of ``__init__`` as :class:`ConfigError`."""
-    from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
+    from huggingface_hub.errors import (
+        StrictDataclassClassValidationError,
+        StrictDataclassFieldValidationError,
+    )
 
     @functools.wraps(init)
     def __init__(self: HfsslConfig, *args: Any, **kwargs: Any) -> None:
         try:
             init(self, *args, **kwargs)
         except (StrictDataclassFieldValidationError, StrictDataclassClassValidationError) as err:
-            raise ConfigError(f"invalid HfsslConfig value: {err}", "see the HfsslConfig docstring for types") from err
+            raise ConfigError(
+                f"invalid HfsslConfig value: {err}", "see the HfsslConfig docstring for types"
+            ) from err
 
     return __init__
 

@@ -23,7 +23,9 @@ from hfssl.models.layers import init_module_weights, make_norm
 class ConvNormAct(nn.Sequential):
     """3x3 (x3) conv without bias -> norm -> ReLU, in 2D or 3D."""
 
-    def __init__(self, in_channels: int, out_channels: int, spatial_dims: int = 2, norm: str = "batch") -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, spatial_dims: int = 2, norm: str = "batch"
+    ) -> None:
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
         super().__init__(
             conv(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
@@ -75,14 +77,18 @@ class UNetDecoder(nn.Module):
         for skip_ch, ch in zip(reversed(used[:-1]), self.decoder_channels):
             in_ch = prev + (skip_ch if skip_connections else 0)
             self.blocks.append(
-                nn.Sequential(ConvNormAct(in_ch, ch, spatial_dims, norm), ConvNormAct(ch, ch, spatial_dims, norm))
+                nn.Sequential(
+                    ConvNormAct(in_ch, ch, spatial_dims, norm), ConvNormAct(ch, ch, spatial_dims, norm)
+                )
             )
             prev = ch
         self.head = (nn.Conv2d if spatial_dims == 2 else nn.Conv3d)(prev, out_channels, kernel_size=1)
         self.head.is_output_head = True  # read by init_module_weights
         self.apply(init_module_weights)
 
-    def forward(self, features: Sequence[torch.Tensor], output_size: Sequence[int] | None = None) -> torch.Tensor:
+    def forward(
+        self, features: Sequence[torch.Tensor], output_size: Sequence[int] | None = None
+    ) -> torch.Tensor:
         """Decode ``features`` (shallow to deep, as ``HfsslModel`` returns them) to ``out_channels`` maps."""
         n = len(self.blocks)
         if len(features) < n + 1:

@@ -43,7 +43,9 @@ def timm_architecture(config: Any) -> str:
     return small_stem_arch_name(config.backbone) if config.small_input_stem else config.backbone.split(".")[0]
 
 
-def export_timm(checkpoint: str | os.PathLike | Any, output_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+def export_timm(
+    checkpoint: str | os.PathLike | Any, output_dir: str | os.PathLike, overwrite: bool = False
+) -> Path:
     """Write ``checkpoint``'s backbone (folder / Hub id / live hfssl model) to ``output_dir`` in timm's format.
 
     The folder is written to a temporary sibling and renamed, so ``output_dir`` is either
@@ -91,7 +93,9 @@ def export_timm(checkpoint: str | os.PathLike | Any, output_dir: str | os.PathLi
     try:
         was_training = timm_model.training
         timm_model.eval()
-        save_for_hf(timm_model, str(tmp), model_config=model_config, safe_serialization=True, data_config=data_config)
+        save_for_hf(
+            timm_model, str(tmp), model_config=model_config, safe_serialization=True, data_config=data_config
+        )
         timm_model.train(was_training)
         _drop_foreign_provenance(tmp / "config.json")
         old = None
@@ -123,7 +127,9 @@ def _refuse_3d_early(source: str) -> None:
     try:
         config_dict, _ = HfsslConfig.get_config_dict(source)
     except OSError as err:
-        raise CheckpointError(f"no hfssl checkpoint at {source}: {err}", "give a folder written by save_pretrained") from err
+        raise CheckpointError(
+            f"no hfssl checkpoint at {source}: {err}", "give a folder written by save_pretrained"
+        ) from err
     if config_dict.get("model_type") != HfsslConfig.model_type:
         raise CheckpointError(
             f"{source} holds a {config_dict.get('model_type')!r} model, not an hfssl one",

@@ -18,7 +18,12 @@ class ClassificationHead(nn.Module):
     """
 
     def __init__(
-        self, in_features: int, num_outputs: int, kind: str = "linear", hidden_dim: int = 1024, dropout: float = 0.0
+        self,
+        in_features: int,
+        num_outputs: int,
+        kind: str = "linear",
+        hidden_dim: int = 1024,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if kind == "linear":
@@ -48,7 +53,9 @@ def resolve_problem_type(problem_type: str | None, num_labels: int, labels: torc
     return "multi_label_classification"
 
 
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: str, num_labels: int) -> torch.Tensor:
+def classification_loss(
+    logits: torch.Tensor, labels: torch.Tensor, problem_type: str, num_labels: int
+) -> torch.Tensor:
     """Loss for a classification head output, by problem type (ordinal: MSE on grades)."""
     if problem_type == "single_label_classification":
         return F.cross_entropy(logits.view(-1, num_labels), labels.view(-1).long())
@@ -64,8 +71,10 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type
         if logits.shape[-1] == 1:
             return F.mse_loss(logits.view(-1), target.view(-1))
         return F.mse_loss(logits, target.view_as(logits))
-    raise ConfigError(f"unknown problem_type {problem_type!r}", "use single_label_classification, "
-                      "multi_label_classification, regression or ordinal")
+    raise ConfigError(
+        f"unknown problem_type {problem_type!r}",
+        "use single_label_classification, multi_label_classification, regression or ordinal",
+    )
 
 
 def dice_loss(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

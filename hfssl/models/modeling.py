@@ -35,7 +35,12 @@ from transformers.utils import ModelOutput
 from hfssl.errors import CheckpointError, ConfigError, DataError
 from hfssl.models.configuration import HfsslConfig
 from hfssl.models.decoders import UNetDecoder
-from hfssl.models.heads import ClassificationHead, classification_loss, resolve_problem_type, segmentation_loss
+from hfssl.models.heads import (
+    ClassificationHead,
+    classification_loss,
+    resolve_problem_type,
+    segmentation_loss,
+)
 from hfssl.models.layers import init_module_weights
 from hfssl.utils.logging import get_logger
 
@@ -104,7 +109,9 @@ class HfsslPreTrainedModel(PreTrainedModel):
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any):
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any
+    ):
         """transformers' ``from_pretrained``, safetensors only, raising ``CheckpointError`` on key mismatches.
 
         ``ignore_mismatched_sizes=True`` re-initialises mismatched *head* weights (e.g. another
@@ -164,15 +171,20 @@ class HfsslPreTrainedModel(PreTrainedModel):
         bad_unexpected = [k for k in unexpected if is_backbone(k)]
         problems = []
         if bad_mismatch:
-            shown = "; ".join(f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in bad_mismatch[:8])
+            shown = "; ".join(
+                f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in bad_mismatch[:8]
+            )
             problems.append(f"{len(bad_mismatch)} weights with other shapes ({shown})")
         if bad_missing:
             problems.append(f"{len(bad_missing)} weights missing ({', '.join(bad_missing[:8])})")
         if bad_unexpected:
-            problems.append(f"{len(bad_unexpected)} backbone weights the model lacks ({', '.join(bad_unexpected[:8])})")
+            problems.append(
+                f"{len(bad_unexpected)} backbone weights the model lacks ({', '.join(bad_unexpected[:8])})"
+            )
         if problems:
             raise CheckpointError(
-                f"checkpoint {path} does not fit {cls.__name__}({model.config.backbone}): " + "; ".join(problems),
+                f"checkpoint {path} does not fit {cls.__name__}({model.config.backbone}): "
+                + "; ".join(problems),
                 "load it with the config it was saved with (do not pass another config), or use from_backbone "
                 "for a new task head",
             )
@@ -184,7 +196,9 @@ class HfsslPreTrainedModel(PreTrainedModel):
             )
         other = [k for k in unexpected if not is_backbone(k)]
         if other:
-            logger.info(f"{cls.__name__} from {path}: ignored {len(other)} non-backbone weights ({other[0]} ...)")
+            logger.info(
+                f"{cls.__name__} from {path}: ignored {len(other)} non-backbone weights ({other[0]} ...)"
+            )
 
     @classmethod
     def from_backbone(
@@ -209,7 +223,13 @@ class HfsslPreTrainedModel(PreTrainedModel):
             raise ConfigError(f"transfer must be 'encoder' or 'all', got {transfer!r}", "use encoder or all")
         source_name, source_config, source_sd = _read_source(backbone)
         cfg = source_config.to_dict()
-        for key in ("feature_dim", "feature_channels", "feature_reductions", "architectures", "transformers_version"):
+        for key in (
+            "feature_dim",
+            "feature_channels",
+            "feature_reductions",
+            "architectures",
+            "transformers_version",
+        ):
             cfg.pop(key, None)
         if "num_labels" in config_overrides or "id2label" in config_overrides:
             cfg.pop("id2label", None)
@@ -231,7 +251,9 @@ class HfsslPreTrainedModel(PreTrainedModel):
                 used.add(name)
                 report.loaded.append(key)
             elif is_encoder:
-                bad.append(f"{name} ({'missing' if src is None else f'shape {tuple(src.shape)} vs {tuple(tensor.shape)}'})")
+                bad.append(
+                    f"{name} ({'missing' if src is None else f'shape {tuple(src.shape)} vs {tuple(tensor.shape)}'})"
+                )
             else:
                 report.fresh.append(key)
         if bad:
@@ -254,7 +276,8 @@ def _read_source(backbone: str | os.PathLike | nn.Module) -> tuple[str, HfsslCon
             hfssl_model = next((m for m in backbone.modules() if isinstance(m, HfsslModel)), None)
         if hfssl_model is None:
             raise CheckpointError(
-                f"{type(backbone).__name__} holds no HfsslModel", "pass an hfssl model or its checkpoint folder"
+                f"{type(backbone).__name__} holds no HfsslModel",
+                "pass an hfssl model or its checkpoint folder",
             )
         sd = {k: v.detach() for k, v in hfssl_model.state_dict().items()}
         decoder = getattr(backbone, "decoder", None)
@@ -269,7 +292,9 @@ def _read_source(backbone: str | os.PathLike | nn.Module) -> tuple[str, HfsslCon
     try:
         config_dict, _ = HfsslConfig.get_config_dict(path)
     except OSError as err:
-        raise CheckpointError(f"no hfssl checkpoint at {path}: {err}", "give a folder written by save_pretrained") from err
+        raise CheckpointError(
+            f"no hfssl checkpoint at {path}: {err}", "give a folder written by save_pretrained"
+        ) from err
     if config_dict.get("model_type") != HfsslConfig.model_type:
         raise CheckpointError(
             f"{path} holds a {config_dict.get('model_type')!r} model, not an hfssl one",
@@ -306,7 +331,11 @@ class HfsslModel(HfsslPreTrainedModel):
             from hfssl.models.backbones import build_timm_model
 
             self.backbone = build_timm_model(
-                config.backbone, config.in_chans, config.image_size, config.backbone_kwargs, config.small_input_stem
+                config.backbone,
+                config.in_chans,
+                config.image_size,
+                config.backbone_kwargs,
+                config.small_input_stem,
             )
         # Built on the meta device by from_pretrained: timm's non-persistent buffers (e.g. RoPE
         # tables) are not in the checkpoint and must be recomputed after loading.
@@ -352,7 +381,12 @@ class HfsslModel(HfsslPreTrainedModel):
 
         cfg = self.config
         reference = build_timm_model(
-            cfg.backbone, cfg.in_chans, cfg.image_size, cfg.backbone_kwargs, cfg.small_input_stem, device="cpu"
+            cfg.backbone,
+            cfg.in_chans,
+            cfg.image_size,
+            cfg.backbone_kwargs,
+            cfg.small_input_stem,
+            device="cpu",
         )
         ref = dict(reference.named_buffers())
         with torch.no_grad():
@@ -474,6 +508,8 @@ class HfsslForSegmentation(HfsslPreTrainedModel):
         _, maps = self.hfssl.forward_features(pixel_values)
         logits = self.decoder(maps, output_size=pixel_values.shape[2:])
         loss = segmentation_loss(logits, labels) if labels is not None else None
-        out = SemanticSegmenterOutput(loss=loss, logits=logits, hidden_states=maps if output_hidden_states else None)
+        out = SemanticSegmenterOutput(
+            loss=loss, logits=logits, hidden_states=maps if output_hidden_states else None
+        )
         return_dict = self.config.return_dict if return_dict is None else return_dict
         return out if return_dict else out.to_tuple()

@@ -131,6 +131,14 @@ def test_dataset_in_memory_and_lazy_agree(breast):
     assert torch.equal(eager[17]["image"], a["image"][1])
 
 
+def test_dataset_needs_array_images():
+    ds = Dataset.from_dict({"image": ["a.png", "b.png"], "label": [0, 1]})
+    with pytest.raises(DataError, match="not a fixed-shape array"):
+        MedicalImageDataset(ds)
+    with pytest.raises(DataError, match="no image column"):
+        MedicalImageDataset(ds.rename_column("image", "path"))
+
+
 def test_dataloader_covers_the_split_in_order(breast, breast_npz):
     loader = make_dataloader(breast["validation"], batch_size=32)
     batches = list(loader)

@@ -21,7 +21,10 @@ def _embed(model: HfsslModel, x: torch.Tensor):
     "timm_name, config_kwargs",
     [
         ("hfssl_resnet18_smallstem", dict(backbone="resnet18", image_size=28)),
-        ("vit_tiny_patch16_224", dict(backbone="vit_tiny_patch16_224", image_size=28, backbone_kwargs={"patch_size": 4})),
+        (
+            "vit_tiny_patch16_224",
+            dict(backbone="vit_tiny_patch16_224", image_size=28, backbone_kwargs={"patch_size": 4}),
+        ),
     ],
 )
 def test_timm_init_survives_post_init(timm_name, config_kwargs):
@@ -102,7 +105,9 @@ def test_tiles_smaller_than_image_size(kwargs, tile):
 
 
 def test_vit_exposes_timm_internals_for_mae():
-    model = HfsslModel(HfsslConfig(backbone="vit_tiny_patch16_224", image_size=28, backbone_kwargs={"patch_size": 4}))
+    model = HfsslModel(
+        HfsslConfig(backbone="vit_tiny_patch16_224", image_size=28, backbone_kwargs={"patch_size": 4})
+    )
     bb = model.backbone
     for name in ("patch_embed", "blocks", "norm", "cls_token", "pos_embed"):
         assert hasattr(bb, name)

@@ -62,7 +62,10 @@ def test_3d_init_survives_post_init():
 
 def test_unet3d_norm_and_channels_options():
     config = HfsslConfig(
-        backbone="unet3d_encoder", spatial_dims=3, image_size=16, backbone_kwargs={"channels": [8, 16, 32, 64], "norm": "instance"}
+        backbone="unet3d_encoder",
+        spatial_dims=3,
+        image_size=16,
+        backbone_kwargs={"channels": [8, 16, 32, 64], "norm": "instance"},
     )
     assert config.feature_channels == [8, 16, 32, 64] and config.feature_dim == 64
     model = HfsslModel(config)

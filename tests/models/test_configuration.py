@@ -10,7 +10,12 @@ from hfssl.errors import ConfigError
 
 def test_defaults_and_derived_fields_resnet18_28px():
     config = HfsslConfig()
-    assert (config.backbone, config.spatial_dims, config.in_chans, config.image_size) == ("resnet18", 2, 1, 28)
+    assert (config.backbone, config.spatial_dims, config.in_chans, config.image_size) == (
+        "resnet18",
+        2,
+        1,
+        28,
+    )
     assert config.backbone_kwargs == {}
     assert config.small_input_stem is True  # auto: ResNet at <= 64 px
     assert config.feature_dim == 512
@@ -40,7 +45,9 @@ def test_3d_backbones_derived():
     unet = HfsslConfig(backbone="unet3d_encoder", spatial_dims=3, image_size=28)
     assert unet.feature_channels == [64, 128, 256, 512] and unet.feature_reductions == [1, 2, 4, 8]
     res = HfsslConfig(backbone="resnet18_3d", spatial_dims=3, image_size=28)
-    assert res.small_input_stem is True and res.feature_reductions == [1, 1, 2, 4, 8] and res.feature_dim == 512
+    assert (
+        res.small_input_stem is True and res.feature_reductions == [1, 1, 2, 4, 8] and res.feature_dim == 512
+    )
 
 
 @pytest.mark.parametrize(
@@ -76,7 +83,9 @@ def test_unknown_backbone_suggests_close_names():
 
 
 def test_round_trip_through_dict_and_arch_change_rederives(tmp_path):
-    config = HfsslConfig(backbone="resnet18", in_chans=3, image_size=64, num_labels=4, pretext_methods=["simclr"])
+    config = HfsslConfig(
+        backbone="resnet18", in_chans=3, image_size=64, num_labels=4, pretext_methods=["simclr"]
+    )
     config.save_pretrained(tmp_path)
     loaded = HfsslConfig.from_pretrained(tmp_path)
     assert loaded.to_dict() == config.to_dict()
@@ -84,6 +93,8 @@ def test_round_trip_through_dict_and_arch_change_rederives(tmp_path):
     # from_pretrained(..., image_size=...) sets the attribute after construction: derived fields follow
     bigger = HfsslConfig.from_pretrained(tmp_path, backbone="resnet50")
     assert bigger.feature_dim == 2048 and bigger.feature_channels[-1] == 2048
+    other = HfsslConfig.from_pretrained(tmp_path, backbone="convnext_atto")  # 4 stages, no ResNet stem
+    assert other.feature_indices == [0, 1, 2, 3] and other.small_input_stem is False
 
 
 def test_ordinal_problem_type_and_num_outputs():

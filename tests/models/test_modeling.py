@@ -7,7 +7,12 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, AutoModelForSemanticSegmentation
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForSemanticSegmentation,
+)
 
 import hfssl
 from hfssl import HfsslConfig, HfsslForImageClassification, HfsslForSegmentation, HfsslModel
@@ -20,7 +25,9 @@ ROUND_TRIP = {
     "resnet18-3ch-64": dict(backbone="resnet18", in_chans=3, image_size=64),
     "vit_tiny-28": dict(backbone="vit_tiny_patch16_224", image_size=28, backbone_kwargs={"patch_size": 4}),
     # timm non-persistent buffers (RoPE tables) are recomputed after the meta-device load
-    "eva02_tiny-28": dict(backbone="eva02_tiny_patch14_224", image_size=28, backbone_kwargs={"patch_size": 4}),
+    "eva02_tiny-28": dict(
+        backbone="eva02_tiny_patch14_224", image_size=28, backbone_kwargs={"patch_size": 4}
+    ),
     "unet3d-28": dict(backbone="unet3d_encoder", spatial_dims=3, image_size=28),
     "resnet18_3d-28": dict(backbone="resnet18_3d", spatial_dims=3, image_size=28),
 }
@@ -85,7 +92,9 @@ def test_config_for_another_backbone_is_refused(r18_dir):
 
 
 def test_mismatched_shapes_name_the_keys(r18_dir):
-    with pytest.raises(CheckpointError, match=r"backbone\.conv1\.weight: checkpoint \(64, 1, 3, 3\) vs model \(64, 3, 3, 3\)"):
+    with pytest.raises(
+        CheckpointError, match=r"backbone\.conv1\.weight: checkpoint \(64, 1, 3, 3\) vs model \(64, 3, 3, 3\)"
+    ):
         AutoModel.from_pretrained(r18_dir, config=HfsslConfig(backbone="resnet18", image_size=28, in_chans=3))
 
 
@@ -135,8 +144,12 @@ def test_task_checkpoint_round_trip_and_head_mismatch(tmp_path):
         assert torch.equal(model(x).logits, loaded(x).logits)
     # the backbone alone loads from a task checkpoint (its head is ignored)
     with torch.no_grad():
-        assert torch.equal(HfsslModel.from_pretrained(tmp_path)(x).pooler_output, model.hfssl(x).pooler_output)
+        assert torch.equal(
+            HfsslModel.from_pretrained(tmp_path)(x).pooler_output, model.hfssl(x).pooler_output
+        )
     with pytest.raises(CheckpointError, match="classifier.fc.weight"):
         AutoModelForImageClassification.from_pretrained(tmp_path, num_labels=2)
-    fresh = AutoModelForImageClassification.from_pretrained(tmp_path, num_labels=2, ignore_mismatched_sizes=True)
+    fresh = AutoModelForImageClassification.from_pretrained(
+        tmp_path, num_labels=2, ignore_mismatched_sizes=True
+    )
     assert fresh.classifier.fc.weight.shape == (2, 512)

@@ -53,7 +53,6 @@ def test_tiles_never_touch_and_jitter_varies(spatial: tuple[int, ...], grid: int
         separation = hi - (lo + size[d])  # empty pixels between neighbours along dim d
         assert int(separation.min()) >= gap >= 1
         # relative offsets of neighbours differ between samples: no constant offset to exploit
-        assert len(separation[:, 0].flatten().unique()) > 1 or len(separation.unique()) > 1
         assert len(set(separation.reshape(64, -1)[:, 0].tolist())) > 1
 
 
