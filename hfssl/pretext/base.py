@@ -17,11 +17,13 @@ backbone's config is stored inside the pretext config (``backbone_config``, the
 ``HfsslConfig`` as a dict), so ``save_pretrained`` / ``from_pretrained`` round-trip the whole
 pretext model, and ``AutoModelForPreTraining.from_pretrained`` finds it after
 ``import hfssl``.
+
+No ``from __future__ import annotations`` in config modules: huggingface_hub's ``@strict``
+validates field types only when the annotations are real types.
 """
 
-from __future__ import annotations
-
 import copy
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -53,7 +55,7 @@ class PretextConfig(PreTrainedConfig):
     # backbones the method needs ("any", "cnn" or "vit")
     backbone_family: ClassVar[str] = "any"
 
-    backbone_config: dict[str, Any] | None = None
+    backbone_config: dict[str, Any] | PreTrainedConfig | None = None
     loss_weight: float = 1.0
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -94,6 +96,36 @@ class PretextConfig(PreTrainedConfig):
     @property
     def image_size(self) -> int:
         return int(self.backbone_config["image_size"])
+
+
+def convert_strict_errors(config_class: type[PretextConfig]) -> type[PretextConfig]:
+    """Make a (strict) pretext config class raise :class:`ConfigError` for values of the wrong type.
+
+    Called by ``register_pretext`` on every method's config class, so a bad value from a recipe or
+    the command line becomes one clear line instead of a validation traceback.
+    """
+    from huggingface_hub.errors import (
+        StrictDataclassClassValidationError,
+        StrictDataclassFieldValidationError,
+    )
+
+    init = config_class.__dict__.get("__init__")
+    if init is None or getattr(init, "_hfssl_wrapped", False):
+        return config_class
+
+    @functools.wraps(init)
+    def __init__(self: PretextConfig, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except (StrictDataclassFieldValidationError, StrictDataclassClassValidationError) as err:
+            raise ConfigError(
+                f"invalid {type(self).__name__} value: {' '.join(str(err).split())[:300]}",
+                f"see the {type(self).__name__} docstring for the expected types",
+            ) from err
+
+    __init__._hfssl_wrapped = True  # type: ignore[attr-defined]
+    config_class.__init__ = __init__  # type: ignore[method-assign]
+    return config_class
 
 
 @dataclass

@@ -56,7 +56,9 @@ def _register_auto(cls) -> None:
     """Make ``AutoConfig`` / ``AutoModelForPreTraining`` load this method's checkpoints (no remote code)."""
     from transformers import AutoConfig, AutoModelForPreTraining
 
-    config_class = cls.config_class
+    from hfssl.pretext.base import convert_strict_errors
+
+    config_class = convert_strict_errors(cls.config_class)
     AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
     AutoModelForPreTraining.register(config_class, cls, exist_ok=True)
 
