@@ -26,6 +26,8 @@ _LAZY_ATTRS: dict[str, str] = {
     "HfsslForImageClassification": "hfssl.models",
     "HfsslForSegmentation": "hfssl.models",
     "load_source": "hfssl.data",
+    "create_pretext_model": "hfssl.pretext",
+    "list_pretext_tasks": "hfssl.pretext",
 }
 
 
@@ -42,3 +44,4 @@ def __dir__() -> list[str]:
 
 if os.environ.get("HFSSL_LAZY_INIT") != "1" and importlib.util.find_spec("hfssl.models") is not None:
     importlib.import_module("hfssl.models")  # registers the Auto* classes
+    importlib.import_module("hfssl.pretext").register_all()  # ... and every pretext task's

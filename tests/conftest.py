@@ -24,3 +24,15 @@ def data_dir() -> Path:
     if not (root / "medmnist").is_dir():
         pytest.skip(f"real data not found under {root}; set HFSSL_DATA_DIR")
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _single_thread_torch():
+    """Tests run torch single-threaded: on small shared CPUs, OpenMP threads spin-wait against other
+    processes (pytest-xdist workers included) and a 28 px ResNet step becomes many times slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

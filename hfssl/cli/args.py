@@ -48,7 +48,9 @@ def make_parser(
 def _load_config_file(path: str) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {path} does not exist", "pass the path of an existing .yaml or .json file")
+        raise ConfigError(
+            f"config file {path} does not exist", "pass the path of an existing .yaml or .json file"
+        )
     text = p.read_text(encoding="utf-8")
     try:
         if p.suffix.lower() in (".yaml", ".yml"):
@@ -60,7 +62,9 @@ def _load_config_file(path: str) -> dict[str, Any]:
     except Exception as exc:  # parse errors of either format
         raise ConfigError(f"config file {path} cannot be parsed: {exc}", "fix its syntax") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of option names to values", "write key: value pairs")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of option names to values", "write key: value pairs"
+        )
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 

@@ -15,6 +15,12 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "data": ("hfssl.cli.data", "inspect datasets: MedMNIST, DRIVE, image folders, Hub datasets"),
     "export-timm": ("hfssl.cli.export_timm", "export a backbone checkpoint to timm's format"),
+    "pretrain": ("hfssl.cli.pretrain", "pretrain a backbone with a pretext task (Accelerate)"),
+    "push": ("hfssl.cli.push", "push a checkpoint with its model card to the Hub"),
+    "evaluate": ("hfssl.cli.evaluate", "finetune or probe any checkpoint on (imbalanced) medical data"),
+    "leaderboard": ("hfssl.cli.leaderboard", "rank evaluated checkpoints: markdown, CSV, HTML and plots"),
+    "study": ("hfssl.cli.study", "run one of the paper's four studies as a pretrain-evaluate grid"),
+    "demo": ("hfssl.cli.demo", "pretrain two methods, evaluate vs scratch, print a leaderboard"),
 }
 
 

@@ -15,8 +15,6 @@ This module also holds the parts shared with the other restoration methods (Mode
 PCRL): the decoder fields of :class:`GenerativeConfig` and :class:`RestorationModel`.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import Any
 

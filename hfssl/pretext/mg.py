@@ -8,8 +8,6 @@ default as in the reference, sigmoid output at the input size) restores the (fli
 original; the loss is the MSE. 2D and 3D.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import torch

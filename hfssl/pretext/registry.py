@@ -143,3 +143,10 @@ def parse_method_spec(spec: str) -> MethodSpec:
         methods.append(name)
         weights.append(weight)
     return MethodSpec(tuple(methods), tuple(weights))
+
+
+def register_all() -> None:
+    """Import every method module (and multi-SSL), so all pretext configs/models are registered
+    with ``AutoConfig`` / ``AutoModelForPreTraining``. ``import hfssl`` calls this."""
+    for module in dict.fromkeys([*_METHOD_MODULES.values(), "hfssl.pretext.multi"]):
+        importlib.import_module(module)

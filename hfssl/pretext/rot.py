@@ -6,7 +6,6 @@ head is the paper's shallow classifier (GAP → FC 1024 → classes; ``head_dept
 number of hidden layers).
 """
 
-
 from typing import Any
 
 import torch

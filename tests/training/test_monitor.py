@@ -1,0 +1,42 @@
+"""The online kNN monitor: predictions equal scikit-learn's weighted cosine kNN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.neighbors import KNeighborsClassifier
+
+from hfssl.errors import ConfigError
+from hfssl.training.monitor import knn_metrics, knn_predict
+
+
+@pytest.mark.parametrize("k", [1, 5, 20])
+def test_weighted_knn_equals_sklearn(k: int) -> None:
+    gen = torch.Generator().manual_seed(k)
+    bank = torch.randn(300, 16, generator=gen)
+    labels = torch.randint(0, 3, (300,), generator=gen)
+    query = torch.randn(120, 16, generator=gen)
+    temperature = 0.07
+    scores = knn_predict(
+        bank * 5.0, labels, query, num_classes=3, k=k, temperature=temperature, chunk_size=50
+    )
+    ref = KNeighborsClassifier(
+        n_neighbors=k, metric="cosine", algorithm="brute", weights=lambda d: np.exp((1.0 - d) / temperature)
+    ).fit(bank.double().numpy(), labels.numpy())
+    assert scores.argmax(1).tolist() == ref.predict(query.double().numpy()).tolist()
+
+
+def test_knn_metrics_and_errors() -> None:
+    preds = torch.tensor([0, 1, 1, 1, 0, 2])
+    truth = torch.tensor([0, 1, 0, 1, 1, 2])
+    metrics = knn_metrics(preds, truth, 3)
+    assert metrics["knn_accuracy"] == pytest.approx(4 / 6)
+    assert metrics["knn_balanced_accuracy"] == pytest.approx(balanced_accuracy_score(truth, preds))
+    # a perfectly separated bank gives perfect predictions; k larger than the bank is capped
+    bank = torch.eye(2).repeat(5, 1)
+    lab = torch.tensor([0, 1] * 5)
+    assert knn_predict(bank, lab, torch.eye(2), 2, k=50).argmax(1).tolist() == [0, 1]
+    with pytest.raises(ConfigError):
+        knn_predict(bank, lab, bank, 2, k=0)
