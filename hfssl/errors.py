@@ -35,3 +35,7 @@ class ConfigError(HfsslError, ValueError):
 
 class CheckpointError(HfsslError):
     """A checkpoint folder is missing files, unsafe (pickle) or does not fit the model."""
+
+
+class HubError(HfsslError):
+    """The Hugging Face Hub (or the endpoint in ``HF_ENDPOINT``) refused a request or cannot be reached."""

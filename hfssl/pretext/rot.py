@@ -4,6 +4,18 @@ Each image is rotated by one of 4 angles (2D: 0/90/180/270°) or one of 10 rotat
 identity + 90/180/270° about each of the three axes) and the network predicts which. The
 head is the paper's shallow classifier (GAP → FC 1024 → classes; ``head_depth`` sets the
 number of hidden layers).
+
+Before the rotation each image is augmented as in RotNet's own training pipeline (a random
+resized crop, area ``crop_min_area``..1, back to the input size, then a horizontal flip with
+``flip_prob``; the paper's reference code also crops before rotating, in 2D and 3D). Why it
+matters on medical images: a whole, un-cropped ultrasound or CT image has a global layout
+(bright near-field at the top, dark attenuated far-field at the bottom) from which its
+orientation can be read without looking at any anatomy. Measured on BreastMNIST 28 px
+(``tests/training/test_knn_lift.py``, test_resnet, 150 steps, centred kNN on the validation
+split, mean of 3 seeds): random init 0.765, ROT without augmentation 0.812, with the crop and
+flip 0.846; the pretext accuracy after those 150 steps is 99 % for the plain task, 90 % with
+the crop and flip (seed 0).
+``crop_min_area=1.0, flip_prob=0.0`` gives the plain (un-augmented) task.
 """
 
 from typing import Any
@@ -27,6 +39,10 @@ class RotConfig(PretextConfig):
             recipe; the batch grows 4x in 2D, 10x in 3D) instead of one random rotation per image.
         head_depth (`int`, defaults to 1): hidden FC layers of the rotation classifier.
         head_hidden_dim (`int`, defaults to 1024): their width.
+        crop_min_area (`float`, defaults to 0.08): smallest area (3D: volume) fraction of the random
+            resized crop taken before the rotation (torchvision's and RotNet's 0.08); 1.0: no crop.
+        flip_prob (`float`, defaults to 0.5): probability of a horizontal (last-axis) flip before
+            the rotation; 0.0: none.
     """
 
     model_type = "hfssl_rot"
@@ -34,11 +50,22 @@ class RotConfig(PretextConfig):
     all_rotations: bool = False
     head_depth: int = 1
     head_hidden_dim: int = 1024
+    crop_min_area: float = 0.08
+    flip_prob: float = 0.5
 
     def __post_init__(self, **kwargs: Any) -> None:
         if self.head_depth < 0:
             raise ConfigError(
                 f"head_depth must be >= 0, got {self.head_depth}", "use 1 (shallow) or more (deep)"
+            )
+        if not 0.0 < self.crop_min_area <= 1.0:
+            raise ConfigError(
+                f"crop_min_area must be in (0, 1], got {self.crop_min_area}",
+                "use e.g. 0.08, or 1.0 for no crop",
+            )
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise ConfigError(
+                f"flip_prob must be in [0, 1], got {self.flip_prob}", "use e.g. 0.5, or 0.0 for no flip"
             )
         super().__post_init__(**kwargs)
 
@@ -61,10 +88,24 @@ class RotForPretraining(PretextModel):
         )
         self.post_init()
 
+    def augment(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The pre-rotation augmentation: random resized crop, then horizontal flip (see the module doc)."""
+        from hfssl.data.augment import RandomFlip, RandomResizedCrop
+        from hfssl.pretext.simclr import cpu_generator
+
+        gen = cpu_generator(generator)  # the batched transforms draw their parameters on the CPU
+        images = pixel_values
+        if self.config.crop_min_area < 1.0:
+            images = RandomResizedCrop(scale=(self.config.crop_min_area, 1.0))(images, generator=gen)
+        if self.config.flip_prob > 0.0:
+            images = RandomFlip(p=self.config.flip_prob, axes=(self.spatial_dims - 1,))(images, generator=gen)
+        return images
+
     def make_views(
         self, pixel_values: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rotated images and their rotation labels."""
+        """Augmented, rotated images and their rotation labels."""
+        pixel_values = self.augment(pixel_values, generator)
         batch = pixel_values.shape[0]
         device = pixel_values.device
         if self.config.all_rotations:

@@ -253,6 +253,12 @@ class PretrainingArguments:
     knn_k: int = field(default=20, metadata={"help": "neighbours of the kNN monitor"})
     knn_temperature: float = field(default=0.07, metadata={"help": "temperature of the kNN vote weights"})
     knn_max_train_samples: int | None = field(default=None, metadata={"help": "cap on the kNN memory bank"})
+    knn_center: bool = field(
+        default=True,
+        metadata={
+            "help": "centre kNN embeddings on the memory bank's mean before the cosine (CL2N); false: plain"
+        },
+    )
     export_backbone: Literal["online", "target"] = field(
         default="online", metadata={"help": "backbone to export (target: BYOL/MoCo/PCRL momentum encoder)"}
     )
@@ -1000,6 +1006,7 @@ class Pretrainer:
             k=self.args.knn_k,
             temperature=self.args.knn_temperature,
             max_train_samples=self.args.knn_max_train_samples,
+            center=self.args.knn_center,
         )
 
     def _evaluate(self, monitor: Any, unwrapped: PretextModel) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hfssl.errors import ConfigError
-from hfssl.pretext.blocks import rotate_2d
+from hfssl.pretext.blocks import rotate_2d, rotate_3d
 from hfssl.pretext.registry import get_pretext_class
 from hfssl.pretext.rot import RotConfig, RotForPretraining
 from tests.pretext._helpers import assert_round_trip, backbone_2d, backbone_3d, evaluate, train_briefly
@@ -18,13 +18,35 @@ def test_registered_by_name():
 
 @pytest.mark.parametrize("all_rotations", [False, True])
 def test_views_are_the_labelled_rotations(all_rotations):
-    model = RotForPretraining(RotConfig(backbone_config=backbone_2d(), all_rotations=all_rotations))
+    plain = {"crop_min_area": 1.0, "flip_prob": 0.0}  # no pre-rotation augmentation
+    model = RotForPretraining(RotConfig(backbone_config=backbone_2d(), all_rotations=all_rotations, **plain))
     x = torch.rand(3, 1, 28, 28)
     images, labels = model.make_views(x, torch.Generator().manual_seed(0))
     assert images.shape[0] == labels.shape[0] == (12 if all_rotations else 3)
     originals = x.repeat(4, 1, 1, 1) if all_rotations else x
     for img, lab, orig in zip(images, labels, originals):
         assert torch.equal(img, rotate_2d(orig[None], int(lab))[0])
+
+
+@pytest.mark.parametrize("backbone", [backbone_2d, backbone_3d])
+def test_views_are_rotations_of_the_augmented_images(backbone):
+    model = RotForPretraining(RotConfig(backbone_config=backbone(), all_rotations=True))
+    x = torch.rand(2, 1, *([28] * model.spatial_dims))
+    images, labels = model.make_views(x, torch.Generator().manual_seed(1))
+    augmented = model.augment(x, torch.Generator().manual_seed(1))  # the same draws, in the same order
+    assert augmented.shape == x.shape and not torch.equal(augmented, x)
+    rotate = rotate_2d if model.spatial_dims == 2 else rotate_3d
+    torch.testing.assert_close(
+        images, rotate(augmented.repeat(model.num_rotations, *([1] * (x.ndim - 1))), labels)
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("crop_min_area", 0.0), ("crop_min_area", 1.5), ("flip_prob", 2.0)]
+)
+def test_bad_augmentation_settings_are_refused(field, value):
+    with pytest.raises(ConfigError, match=field):
+        RotConfig(backbone_config=backbone_2d(), **{field: value})
 
 
 def test_forward_backward_2d_and_round_trip(breast28):

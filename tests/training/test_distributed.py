@@ -2,7 +2,8 @@
 with the same global batch.
 
 The comparison is made exact up to float rounding by removing every source of per-process
-difference the maths allows: ROT with ``all_rotations`` (no random views), a ViT backbone
+difference the maths allows: ROT with ``all_rotations`` and its pre-rotation crop and flip off
+(no random views), a ViT backbone
 (LayerNorm: no per-process batch statistics). Then DDP's gradient average over two halves equals
 the gradient of the whole batch, and the loss curves must agree to ~1e-6.
 """
@@ -23,7 +24,7 @@ from tests.conftest import REPO_ROOT
 
 ARGS = [
     "--method", "rot",
-    "--method-kwargs", '{"all_rotations": true, "head_hidden_dim": 64}',
+    "--method-kwargs", '{"all_rotations": true, "head_hidden_dim": 64, "crop_min_area": 1.0, "flip_prob": 0.0}',
     "--backbone", "test_vit",
     "--backbone-kwargs", '{"patch_size": 4}',
     "--dataset", "breastmnist",

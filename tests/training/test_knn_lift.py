@@ -4,24 +4,40 @@ The online kNN monitor scores the random-init backbone at step 0 and the pretrai
 end, in the same run (same seed, same initial weights). With 78 validation images one image is
 1.3 points and the random-init score moves by several points between seeds (random conv features
 already sit near the raw-pixel kNN score, 0.846, on this data), so the claim tested is about the
-mean over three seeds, not one run.
+mean over three seeds, not one run. The monitor centres the embeddings on the memory bank's mean
+(CL2N, the default); centring lowers the random-init score, so the pretrained score must also
+beat the random-init backbone scored *without* centring (the solo-learn / DINO monitor).
 
-Measured on this project's shared 2-core CPU box (test_resnet, one thread; random init -> end):
-SimCLR seeds 0/1/2: 0.821 -> 0.808, 0.795 -> 0.833, 0.769 -> 0.833 (mean 0.795 -> 0.825, ~1 min
-a run). ROT seeds 0/1/2: 0.821 -> 0.756, 0.795 -> 0.795, 0.769 -> 0.769 (no lift): rotation of
-these ultrasound images is predictable from the imaging fan (pretext accuracy reaches ~99 %
-within 100 steps), a shortcut that does not help the lesion classes. The ROT case is an
-expected failure until that changes; it still runs and prints its numbers.
+Measured on this project's shared 2-core CPU box (test_resnet, one thread; kNN accuracy on the
+78 validation images, per seed 0/1/2, random init -> pretrained, centred monitor; random init
+un-centred in brackets). Each run takes 15-65 s here (150 ROT / 250 SimCLR steps: well under
+2 minutes unloaded, where 500 ROT steps took 41 s):
+
+* SimCLR: 0.795 -> 0.859, 0.782 -> 0.846, 0.718 -> 0.859; mean 0.765 -> 0.855 (0.795).
+* ROT (defaults: random resized crop + flip before the rotation): 0.795 -> 0.833,
+  0.782 -> 0.859, 0.718 -> 0.846; mean 0.765 -> 0.846 (0.795).
+
+What did not lift, for the record (means over seeds 0/1/2, 150 steps; see ``hfssl/pretext/rot.py``
+and ``hfssl/training/monitor.py``): ROT without augmentation scored 0.773 un-centred (0.812
+centred) against 0.795 at random init - the pretext accuracy reaches ~99 % within 100 steps from
+the global top-bright/bottom-dark layout of the ultrasound images, and the shared "upright"
+response dominates cosine similarity; crop area >= 0.2 + flip 0.782; the reference code's mild
+augmentation (zoom 0.85-1.15, brightness/contrast) 0.761; all four rotations per batch 0.765;
+a two-layer head 0.795 (all un-centred). Scored un-centred, the pretrained backbones of this
+test reach 0.825 (SimCLR) and 0.791 (ROT): for ROT the lift shows only once the component every
+embedding shares is removed (``hfssl/training/monitor.py`` explains why the monitor centres).
 """
 
 from __future__ import annotations
 
+import copy
 import statistics
 from pathlib import Path
 
 import pytest
+import torch
 
-from hfssl.training.pretrain import parse_args, pretrain
+from hfssl.training.pretrain import Pretrainer, TrainerCallback, parse_args
 
 COMMON = [
     "--backbone", "test_resnet",
@@ -41,28 +57,47 @@ SETTINGS = {
 }  # fmt: skip
 
 
+class KeepInitialBackbone(TrainerCallback):
+    """A copy of the backbone before the first step (the random-init reference)."""
+
+    backbone: torch.nn.Module | None = None
+
+    def on_train_begin(self, trainer: Pretrainer) -> None:
+        self.backbone = copy.deepcopy(trainer.accelerator.unwrap_model(trainer.model).backbone)
+
+
+@torch.no_grad()
+def uncentred_knn_accuracy(backbone: torch.nn.Module, data_dir: Path) -> float:
+    """The monitor's kNN (k 20, T 0.07) without centring, on the same train bank / validation split."""
+    from hfssl.data import load_source, to_tensor_batch
+    from hfssl.training.monitor import knn_metrics, knn_predict
+
+    dsd = load_source("breastmnist", data_dir=data_dir, image_size=28)
+    backbone.eval()
+    bank_x, bank_y = to_tensor_batch(dsd["train"][:])
+    query_x, query_y = to_tensor_batch(dsd["validation"][:])
+    bank, _ = backbone.forward_features(bank_x)
+    query, _ = backbone.forward_features(query_x)
+    scores = knn_predict(bank, bank_y, query, num_classes=2, k=20, temperature=0.07, center=False)
+    return knn_metrics(scores.argmax(1), query_y, 2)["knn_accuracy"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "method",
-    [
-        "simclr",
-        pytest.param(
-            "rot",
-            marks=pytest.mark.xfail(
-                reason="ROT learns the ultrasound fan orientation (a shortcut); measured no kNN lift",
-                strict=False,
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("method", ["simclr", "rot"])
 def test_short_pretraining_lifts_knn_over_random_init(method: str, tmp_path: Path, data_dir: Path) -> None:
-    before, after = [], []
+    before, before_uncentred, after = [], [], []
     for seed in (0, 1, 2):
         argv = [*COMMON, *SETTINGS[method], "--seed", str(seed), "--output-dir", str(tmp_path / f"s{seed}")]
-        result = pretrain(*parse_args(argv))
+        keep = KeepInitialBackbone()
+        result = Pretrainer(*parse_args(argv), callbacks=[keep]).train()
         evals = result.evaluations
         assert evals[0]["step"] == 0 and evals[-1]["step"] == result.global_step
         before.append(evals[0]["knn_accuracy"])
         after.append(evals[-1]["knn_accuracy"])
-    print(f"{method}: kNN accuracy random init {before} -> pretrained {after}")
+        assert keep.backbone is not None
+        before_uncentred.append(uncentred_knn_accuracy(keep.backbone, data_dir))
+    print(
+        f"{method}: kNN accuracy random init {before} (un-centred {before_uncentred}) -> pretrained {after}"
+    )
     assert statistics.mean(after) > statistics.mean(before)
+    assert statistics.mean(after) > statistics.mean(before_uncentred)

@@ -40,3 +40,26 @@ def test_knn_metrics_and_errors() -> None:
     assert knn_predict(bank, lab, torch.eye(2), 2, k=50).argmax(1).tolist() == [0, 1]
     with pytest.raises(ConfigError):
         knn_predict(bank, lab, bank, 2, k=0)
+
+
+def test_centred_knn_equals_sklearn_on_centred_features_and_ignores_a_shared_offset() -> None:
+    gen = torch.Generator().manual_seed(7)
+    bank = torch.randn(200, 8, generator=gen)
+    labels = torch.randint(0, 2, (200,), generator=gen)
+    query = torch.randn(60, 8, generator=gen)
+    temperature = 0.07
+    scores = knn_predict(bank, labels, query, 2, k=10, temperature=temperature, chunk_size=25, center=True)
+    mean = bank.mean(0, keepdim=True)
+    ref = KNeighborsClassifier(
+        n_neighbors=10, metric="cosine", algorithm="brute", weights=lambda d: np.exp((1.0 - d) / temperature)
+    ).fit((bank - mean).double().numpy(), labels.numpy())
+    assert scores.argmax(1).tolist() == ref.predict((query - mean).double().numpy()).tolist()
+    # a large offset shared by every embedding (what a rotation-trained backbone adds) changes nothing
+    offset = 50.0 * torch.ones(1, 8)
+    shifted = knn_predict(
+        bank + offset, labels, query + offset, 2, k=10, temperature=temperature, center=True
+    )
+    assert shifted.argmax(1).tolist() == scores.argmax(1).tolist()
+    # while the plain cosine kNN then sees almost identical directions and votes differently
+    plain = knn_predict(bank + offset, labels, query + offset, 2, k=10, temperature=temperature)
+    assert plain.argmax(1).tolist() != scores.argmax(1).tolist()

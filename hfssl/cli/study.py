@@ -1,0 +1,94 @@
+"""``hfssl study NAME --preset smoke|cpu|paper --out DIR``: one of the paper's four studies.
+
+Runs the study's pretrain -> evaluate grid (resumable: finished cells are skipped, pretrained
+checkpoints are shared through the checkpoint store) and writes ``DIR/REPORT.md`` (each claim with
+agree / disagree / can't tell and the CIs behind it) plus the leaderboard (md, csv, html, plots).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STUDIES = ("imbalance", "architecture", "transfer", "policies")
+
+
+@dataclass
+class StudyArgs:
+    """Options of ``hfssl study``."""
+
+    out: str | None = field(default=None, metadata={"help": "output folder (default: studies/NAME-PRESET)"})
+    preset: str = field(
+        default="smoke",
+        metadata={
+            "help": "smoke (minutes, a plumbing check), cpu (about an hour per study), paper (GPU scale)"
+        },
+    )
+    datasets: list[str] | None = field(
+        default=None, metadata={"help": "restrict to these datasets: breastmnist adrenalmnist3d drive"}
+    )
+    methods: list[str] | None = field(
+        default=None, metadata={"help": "pretext methods (default: the preset's, e.g. rot simclr ae for cpu)"}
+    )
+    checkpoint_store: str | None = field(
+        default=None,
+        metadata={
+            "help": "shared pretrained checkpoints (default: $HFSSL_CHECKPOINT_STORE, else "
+            "~/.cache/hfssl/checkpoints)"
+        },
+    )
+    data_dir: str | None = field(default=None, metadata={"help": "data root (default: $HFSSL_DATA_DIR)"})
+    cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "feature cache (default: $HFSSL_EVAL_CACHE or ~/.cache/hfssl/features)"},
+    )
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, mps"})
+    plots: bool = field(default=True, metadata={"help": "write leaderboard plots (--no-plots to skip)"})
+
+
+def run(argv: list[str]) -> int:
+    from hfssl.cli.args import make_parser, parse
+    from hfssl.errors import ConfigError
+
+    parser = make_parser(
+        "hfssl study",
+        "Run one of the paper's four studies (imbalance, architecture, transfer, policies) as a resumable "
+        "pretrain -> evaluate grid and write DIR/REPORT.md: each claim of Zhang et al. (2023) with agree / "
+        "disagree / can't tell, decided from paired-bootstrap confidence intervals, plus a leaderboard (md, csv, "
+        "html, plots). Kill it and run the same command again: finished cells are not recomputed.",
+        [StudyArgs],
+        examples=[
+            "hfssl study imbalance --preset smoke --out studies/imbalance-smoke",
+            "hfssl study imbalance --preset cpu --out reports/imbalance-cpu",
+            "hfssl study transfer --preset cpu --methods rot simclr ae --out reports/transfer-cpu",
+            "hfssl study policies --preset cpu --datasets breastmnist --out studies/policies",
+            "hfssl study architecture --preset paper --device cuda --out studies/architecture  "
+            "(see scripts/run_study.sh)",
+        ],
+    )
+    parser.add_argument("name", metavar="NAME", help=f"the study: {', '.join(STUDIES)}")
+    args, extra = parse(parser, argv)
+    name = extra.name
+    if name not in STUDIES:
+        raise ConfigError(f"unknown study {name!r}", f"use one of: {', '.join(STUDIES)}")
+    from eval_suite.studies import run_study
+
+    out = args.out or f"studies/{name}-{args.preset}"
+    outcome = run_study(
+        name,
+        preset=args.preset,
+        out_dir=out,
+        datasets=args.datasets,
+        methods=args.methods,
+        checkpoint_store=args.checkpoint_store,
+        data_dir=args.data_dir,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        plots=args.plots,
+    )
+    grid = outcome.grid
+    print(f"\nstudy {name} ({args.preset}): {len(grid.computed)} cells computed, {len(grid.skipped)} reused")
+    width = max(len(c.key) for c in outcome.claims)
+    for claim in outcome.claims:
+        print(f"  {claim.key:<{width}}  {claim.verdict:<10}  {claim.reason}")
+    print(f"report: {outcome.report}")
+    return 0

@@ -1,0 +1,153 @@
+"""Markdown, CSV and HTML outputs agree with the JSON records; the HTML sorts/filters in Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eval_suite.leaderboard import make_leaderboard
+from tests.eval_suite.leaderboard._factory import make_record, standard_records, write_results
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lb")
+    records = standard_records(seeds=(0, 1)) + [
+        make_record("ssl-strong", skill=2.5, protocol="linear"),
+        make_record("ssl-weak", skill=0.6, protocol="linear"),
+    ]
+    folder = write_results(tmp / "results", records)
+    (folder / "broken.json").write_text("{not json", encoding="utf-8")
+    rep = make_leaderboard([folder], tmp / "out", n_resamples=100, plots=False)
+    return rep, records
+
+
+def _expected(records):
+    """(protocol group, checkpoint) -> (mean, n) straight from the JSON records."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        proto = "finetune" if r["protocol"]["name"] == "scratch" else r["protocol"]["name"]
+        out.setdefault((proto, r["checkpoint"]["name"]), []).append(r["metrics"]["balanced_accuracy"])
+    return {k: (float(np.mean(v)), len(v)) for k, v in out.items()}
+
+
+def test_csv_numbers_equal_the_records(report):
+    rep, records = report
+    rows = list(csv.DictReader(io.StringIO(rep.csv.read_text(encoding="utf-8"))))
+    expected = _expected(records)
+    assert len(rows) == len(expected)
+    for row in rows:
+        mean, n = expected[(row["protocol"], row["checkpoint"])]
+        assert float(row["mean"]) == pytest.approx(mean, abs=1e-12)
+        assert int(row["n_seeds"]) == n
+        assert row["metric"] == "balanced_accuracy"
+    assert {r["is_baseline"] for r in rows if r["checkpoint"].startswith("scratch")} == {"True"}
+
+
+def test_markdown_numbers_equal_the_records(report):
+    rep, records = report
+    text = rep.markdown.read_text(encoding="utf-8")
+    expected = _expected(records)
+    for (proto, name), (mean, n) in expected.items():
+        section = text.split(f"· {proto} ·")[1].split("\n## ")[0]
+        line = next(ln for ln in section.splitlines() if ln.startswith("|") and f" {name}" in ln)
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[2].split(" ± ")[0] == f"{mean:.4f}", (line, mean)
+        assert cells[4] == str(n)
+    # the malformed record is reported, with a count, not silently dropped
+    assert "Skipped inputs (1)" in text and "broken.json" in text
+
+
+class _Cells(HTMLParser):
+    """Collect <tr> rows of the leaderboard table as {data-key: data-value}."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[dict[str, str]] = []
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "tr" and "data-index" in a:
+            self.rows.append({"_index": a["data-index"]})
+        if tag == "td" and self.rows and "data-key" in a:
+            self.rows[-1][a["data-key"]] = a.get("data-value", "")
+        for key in ("src", "href"):
+            if a.get(key) and not a[key].startswith(("data:", "#")):
+                self.external.append(a[key])
+
+
+def test_html_numbers_equal_the_records_and_need_no_network(report):
+    rep, records = report
+    html = rep.html.read_text(encoding="utf-8")
+    parser = _Cells()
+    parser.feed(html)
+    assert parser.external == []  # self-contained: no external scripts, styles or images
+    assert not re.search(r"https?://", html)
+    expected = _expected(records)
+    assert len(parser.rows) == len(expected)
+    for row in parser.rows:
+        mean, n = expected[(row["protocol"], row["checkpoint"])]
+        assert float(row["mean"]) == pytest.approx(mean, abs=1e-12)
+        assert int(row["n_seeds"]) == n
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _dump_dom(browser: str, page: Path, fragment: str, profile: Path) -> str:
+    cmd = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        f"--user-data-dir={profile}",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        page.resolve().as_uri() + fragment,
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")
+def test_html_sorts_and_filters_in_headless_chromium(report, tmp_path):
+    rep, records = report
+    browser = _chromium()
+    assert browser is not None
+    dom = _dump_dom(browser, rep.html, "#sort=mean&dir=asc", tmp_path / "profile1")
+    assert 'data-ready="1"' in dom and 'data-sort="mean"' in dom and 'data-dir="asc"' in dom
+    parser = _Cells()
+    parser.feed(dom)
+    means = [float(r["mean"]) for r in parser.rows]
+    assert len(means) == len(_expected(records))
+    assert means == sorted(means)  # the script reordered the rows
+    assert [int(r["_index"]) for r in parser.rows] != list(
+        range(len(means))
+    )  # ...away from the default order
+
+    dom = _dump_dom(browser, rep.html, "#sort=mean&dir=desc&protocol=linear", tmp_path / "profile2")
+    parser = _Cells()
+    parser.feed(dom)
+    means = [float(r["mean"]) for r in parser.rows]
+    assert means == sorted(means, reverse=True)
+    assert 'data-visible="2"' in dom  # two linear-probe rows pass the filter

@@ -1,0 +1,124 @@
+"""End-to-end modes: frozen keeps the encoder (and its batch-norm statistics), finetune changes it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from eval_suite.protocols.finetune import PRESETS, Recipe, run_finetune
+from hfssl.errors import ConfigError
+
+POLICY = {"sampler": "none", "loss": "ce", "augment": "none", "mixup": 0.0}
+
+
+@pytest.fixture(scope="module")
+def splits(data_dir):
+    from hfssl.data import load_source
+
+    dsd = load_source("breastmnist", data_dir=data_dir)
+    return dsd["train"].select(range(24)), dsd["validation"].select(range(16)), dsd["test"].select(range(16))
+
+
+def _extractor():
+    from hfssl.hub import load_feature_extractor
+
+    torch.manual_seed(0)
+    return load_feature_extractor("timm:resnet10t?in_chans=1")
+
+
+def _state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    "mode, policy",
+    [
+        ("frozen", POLICY),
+        ("finetune", {"sampler": "balanced", "loss": "focal", "augment": "S3", "mixup": 0.2}),
+    ],
+)
+def test_frozen_keeps_encoder_finetune_changes_it(splits, mode, policy):
+    train, val, test = splits
+    extractor = _extractor()
+    before = _state(extractor)
+    recipe = Recipe.from_preset("quick", epochs=1, batch_size=8)
+    y_true, y_score, info = run_finetune(
+        extractor,
+        train,
+        val,
+        test,
+        mode=mode,
+        task="binary",
+        num_classes=2,
+        train_class_counts=[8, 16],
+        recipe=recipe,
+        policy=policy,
+        seed=0,
+    )
+    after = _state(extractor)
+    unchanged = all(torch.equal(before[k], after[k]) for k in before)
+    assert unchanged is (mode == "frozen")
+    assert y_score.shape == (16, 2) and torch.allclose(
+        torch.tensor(y_score).sum(1), torch.ones(16, dtype=torch.float64)
+    )
+    assert info["epochs_run"] == 1 and len(y_true) == 16
+
+
+def test_warmup_freezes_then_unfreezes(splits):
+    train, val, test = splits
+    extractor = _extractor()
+    snapshots = []
+    recipe = Recipe.from_preset("quick", epochs=2, batch_size=8, warmup_epochs=1)
+    run_finetune(
+        extractor,
+        train,
+        val,
+        test,
+        mode="warmup",
+        task="binary",
+        num_classes=2,
+        train_class_counts=[8, 16],
+        recipe=recipe,
+        policy=POLICY,
+        seed=0,
+        on_epoch=lambda entry, model, best: snapshots.append(_state(extractor)),
+    )
+    start = _state(_extractor())
+    assert all(torch.equal(start[k], snapshots[0][k]) for k in start)  # epoch 1: frozen
+    assert not all(torch.equal(snapshots[0][k], snapshots[1][k]) for k in start)  # epoch 2: trained
+
+
+def test_medmnist_preset_is_the_official_recipe():
+    recipe = Recipe.from_preset("medmnist")
+    assert (recipe.epochs, recipe.lr, recipe.batch_size, recipe.milestones, recipe.gamma) == (
+        100,
+        1e-3,
+        128,
+        [0.5, 0.75],
+        0.1,
+    )
+    assert recipe.select_metric == "auc" and PRESETS["quick"]["epochs"] < 10
+    with pytest.raises(ConfigError, match="preset"):
+        Recipe.from_preset("imagenet")
+    with pytest.raises(ConfigError, match="epochs"):
+        Recipe.from_preset("quick", epochs=0)
+
+
+def test_early_stopping(splits):
+    train, val, test = splits
+    recipe = Recipe.from_preset("quick", epochs=6, batch_size=8, lr=1e-12, patience=1)
+    _, _, info = run_finetune(
+        _extractor(),
+        train,
+        val,
+        test,
+        mode="frozen",
+        task="binary",
+        num_classes=2,
+        train_class_counts=[8, 16],
+        recipe=recipe,
+        policy=POLICY,
+        seed=0,
+    )
+    # with a vanishing learning rate no later epoch beats the first: stop after patience + 1 epochs
+    assert info["best_epoch"] == 1 and info["epochs_run"] == 2
