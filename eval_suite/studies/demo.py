@@ -23,9 +23,9 @@ class DemoSettings:
 
     methods: tuple[str, ...] = ("rot", "simclr")
     backbone: str = "resnet10t"  # ResNet-18 fits the 10 minutes only on an idle CPU: --backbone resnet18
-    pretrain_steps: int = 60
+    pretrain_steps: int = 250
     pretrain_batch: int = 32
-    epochs: int = 3
+    epochs: int = 12
     seeds: tuple[int, ...] = (0, 1, 2)
     max_train_samples: int | None = None
 

@@ -18,8 +18,8 @@ class DemoArgs:
     backbone: str = field(
         default="resnet10t", metadata={"help": "timm backbone (resnet18 for the MedMNIST baseline; slower)"}
     )
-    pretrain_steps: int = field(default=60, metadata={"help": "pretraining steps per method"})
-    epochs: int = field(default=3, metadata={"help": "finetuning epochs"})
+    pretrain_steps: int = field(default=250, metadata={"help": "pretraining steps per method"})
+    epochs: int = field(default=12, metadata={"help": "finetuning epochs"})
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "evaluation seeds"})
     max_train_samples: int | None = field(default=None, metadata={"help": "cap the labelled training rows"})
     checkpoint_store: str | None = field(

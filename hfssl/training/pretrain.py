@@ -663,6 +663,7 @@ class Pretrainer:
         args = self.args
         _check_output_dir(self.output_dir, bool(args.overwrite_output_dir or args.resume_from))
         accelerator = self.accelerator = self._make_accelerator()
+        self._started = time.monotonic()
         try:
             return self._train(accelerator)
         finally:
@@ -754,6 +755,7 @@ class Pretrainer:
                         "mixed_precision": accelerator.mixed_precision,
                         "channels_last_resolved": channels_last,
                         "unlabelled_images": len(unlabelled),
+                        "hardware": hardware_description(accelerator.device, world),
                     }
                 ),
             )
@@ -1129,6 +1131,14 @@ class Pretrainer:
                     tmp, safe_serialization=True, state_dict=_contiguous_state_dict(unwrapped)
                 )
             logger.info("saved the backbone to %s and the pretext model to %s", backbone_dir, pretext_dir)
+            # wall time of this (possibly resumed) session, for the model card
+            args_file = self.output_dir / ARGS_FILE
+            if args_file.is_file():
+                record = json.loads(args_file.read_text())
+                record["train_runtime"] = round(
+                    time.monotonic() - getattr(self, "_started", time.monotonic()), 1
+                )
+                write_json_atomic(args_file, record)
         accelerator.wait_for_everyone()
         return PretrainResult(
             output_dir=self.output_dir,
@@ -1138,6 +1148,19 @@ class Pretrainer:
             last_logs=last_logs,
             evaluations=list(self.evaluations),
         )
+
+
+def hardware_description(device: torch.device, num_processes: int) -> str:
+    """``"2 x NVIDIA H200"`` or ``"CPU: <model> (N cores)"`` - what a model card reports."""
+    if device.type == "cuda":
+        return f"{num_processes} x {torch.cuda.get_device_name(device)}"
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next((ln.split(":", 1)[1].strip() for ln in handle if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"CPU: {model or device.type} ({os.cpu_count()} cores), {num_processes} process(es)"
 
 
 def _contiguous_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -131,6 +131,7 @@ def test_outputs_checkpoints_and_provenance(full_run: Path) -> None:
     # training args and metrics: 7 train records, kNN at steps 0 (random init), 4 and 7
     args = json.loads((full_run / "training_args.json").read_text())
     assert args["method"] == "byol" and args["total_steps"] == 7 and args["steps_per_epoch"] == 4
+    assert args["hardware"].startswith("CPU: ") and args["train_runtime"] > 0  # shown on model cards
     records = [json.loads(line) for line in (full_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "loss" in r] == list(range(1, 8))
     assert [r["step"] for r in records if "knn_accuracy" in r] == [0, 4, 7]

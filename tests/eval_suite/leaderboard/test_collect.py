@@ -133,3 +133,15 @@ def test_records_and_a_checkpoint_folder_mix(tmp_path, records):
     folder = write_results(tmp_path / "results", [make_record("solo", skill=1.0)])
     col = collect([folder])
     assert [rs.checkpoint for rs in col.runsets] == ["solo"]
+
+
+def test_non_square_image_sizes_group_and_label_without_crashing():
+    # DRIVE records store the image size as [height, width]
+    from eval_suite.leaderboard.collect import setting_from_record
+
+    base = {"dataset": {"name": "drive", "task": "segmentation"}, "protocol": {"name": "segmentation"}}
+    wide = setting_from_record({**base, "dataset": {**base["dataset"], "image_size": [584, 565]}})
+    square = setting_from_record({**base, "dataset": {**base["dataset"], "image_size": [64, 64]}})
+    assert wide.image_size == "584x565" and wide.dataset_label == "drive (584x565px)"
+    assert square.image_size == 64
+    assert wide.kind == "segmentation"
