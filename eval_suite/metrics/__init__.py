@@ -239,3 +239,26 @@ def compute_segmentation_metrics(pred: Any, target: Any, fov: Any = None) -> dic
 def is_finite_number(value: Any) -> bool:
     """True for a real, finite number (not bool, not None, not nan)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# ------------------------------------------------------------------ shared by the evaluate modules
+def infer_task_from_lists(predictions: Sequence[Any], references: Sequence[Any]) -> str:
+    """The classification task an ``evaluate`` module's inputs imply when no ``task`` is given."""
+    if references and isinstance(references[0], (list, tuple)):
+        return "multilabel"
+    if not predictions or not isinstance(predictions[0], (list, tuple)) or len(predictions[0]) == 2:
+        return "binary"
+    return "multiclass"
+
+
+def score_features() -> list:
+    """``datasets.Features`` accepted by score-based classification modules: (N, C) scores with int
+    labels, multi-label targets, or one positive-class score per sample."""
+    import datasets
+
+    scores = datasets.Sequence(datasets.Value("float64"))
+    return [
+        datasets.Features({"predictions": scores, "references": datasets.Value("int64")}),
+        datasets.Features({"predictions": scores, "references": datasets.Sequence(datasets.Value("int64"))}),
+        datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("int64")}),
+    ]

@@ -5,10 +5,9 @@ confidence in ``n_bins`` equal-width bins (Guo et al., 2017); the numbers come f
 ``eval_suite.metrics.reliability_diagram``.
 """
 
-import datasets
 import evaluate
 
-from eval_suite.metrics import reliability_diagram
+from eval_suite.metrics import infer_task_from_lists, reliability_diagram, score_features
 
 _DESCRIPTION = """\
 Expected calibration error (ECE): the sample-weighted mean gap between accuracy and mean
@@ -35,14 +34,6 @@ _CITATION = """\
 """
 
 
-def _infer_task(predictions, references) -> str:
-    if references and isinstance(references[0], (list, tuple)):
-        return "multilabel"
-    if not predictions or not isinstance(predictions[0], (list, tuple)) or len(predictions[0]) == 2:
-        return "binary"
-    return "multiclass"
-
-
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Calibration(evaluate.Metric):
     def _info(self):
@@ -50,27 +41,14 @@ class Calibration(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features(
-                    {
-                        "predictions": datasets.Sequence(datasets.Value("float64")),
-                        "references": datasets.Value("int64"),
-                    }
-                ),
-                datasets.Features(
-                    {
-                        "predictions": datasets.Sequence(datasets.Value("float64")),
-                        "references": datasets.Sequence(datasets.Value("int64")),
-                    }
-                ),
-                datasets.Features(
-                    {"predictions": datasets.Value("float64"), "references": datasets.Value("int64")}
-                ),
-            ],
+            features=score_features(),
             reference_urls=["https://arxiv.org/abs/1706.04599"],
         )
 
     def _compute(self, predictions, references, task=None, n_bins=15):
         return reliability_diagram(
-            references, predictions, task=task or _infer_task(predictions, references), n_bins=n_bins
+            references,
+            predictions,
+            task=task or infer_task_from_lists(predictions, references),
+            n_bins=n_bins,
         )

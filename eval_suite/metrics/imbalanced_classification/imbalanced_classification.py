@@ -5,10 +5,9 @@ Load it offline by path: ``evaluate.load("/abs/path/eval_suite/metrics/imbalance
 ``eval_suite.metrics.compute_classification_metrics`` (scikit-learn underneath).
 """
 
-import datasets
 import evaluate
 
-from eval_suite.metrics import compute_classification_metrics
+from eval_suite.metrics import compute_classification_metrics, infer_task_from_lists, score_features
 
 _DESCRIPTION = """\
 Metrics for class-imbalanced classification: accuracy, balanced accuracy, macro F1, ROC AUC
@@ -50,14 +49,6 @@ _CITATION = """\
 """
 
 
-def _infer_task(predictions, references) -> str:
-    if references and isinstance(references[0], (list, tuple)):
-        return "multilabel"
-    if not predictions or not isinstance(predictions[0], (list, tuple)) or len(predictions[0]) == 2:
-        return "binary"
-    return "multiclass"
-
-
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class ImbalancedClassification(evaluate.Metric):
     def _info(self):
@@ -65,23 +56,7 @@ class ImbalancedClassification(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features(
-                    {
-                        "predictions": datasets.Sequence(datasets.Value("float64")),
-                        "references": datasets.Value("int64"),
-                    }
-                ),
-                datasets.Features(
-                    {
-                        "predictions": datasets.Sequence(datasets.Value("float64")),
-                        "references": datasets.Sequence(datasets.Value("int64")),
-                    }
-                ),
-                datasets.Features(
-                    {"predictions": datasets.Value("float64"), "references": datasets.Value("int64")}
-                ),
-            ],
+            features=score_features(),
             reference_urls=["https://scikit-learn.org/stable/modules/model_evaluation.html"],
         )
 
@@ -100,7 +75,7 @@ class ImbalancedClassification(evaluate.Metric):
         return compute_classification_metrics(
             references,
             predictions,
-            task=task or _infer_task(predictions, references),
+            task=task or infer_task_from_lists(predictions, references),
             train_class_counts=train_class_counts,
             metrics=metrics,
             num_classes=num_classes,
