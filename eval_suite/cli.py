@@ -50,7 +50,7 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 def format_table(records: list[dict[str, Any]], comparison: dict[str, Any] | None = None) -> str:
     """Per metric: mean ± std over seeds, the seeds' t-interval, and the mean test bootstrap CI."""
-    from eval_suite.stats import summarise
+    from eval_suite.stats import metric_bounds, summarise
 
     if not records:
         return "(no records)"
@@ -64,7 +64,7 @@ def format_table(records: list[dict[str, Any]], comparison: dict[str, Any] | Non
     rows = [("metric", "mean ± std", "95% CI (seeds)", "95% CI (test bootstrap)")]
     for name in names:
         values = [float(r["metrics"][name]) for r in records]
-        s = summarise(values)
+        s = summarise(values, metric_bounds(name))
         ci_seeds = s.get("ci95")
         ci_seeds_text = (
             "-"

@@ -412,7 +412,7 @@ def aggregate_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, An
     (from the first record), ``seeds`` (sorted), ``n_seeds`` and ``metrics`` =
     ``{name: {"mean", "std", "n", "ci95"}}`` (see ``eval_suite.stats.summarise``; group accuracy is
     flattened as ``group_accuracy.many`` etc.)."""
-    from eval_suite.stats import summarise
+    from eval_suite.stats import metric_bounds, summarise
 
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for rec in records:
@@ -426,7 +426,10 @@ def aggregate_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, An
         members = sorted(members, key=lambda r: r["seed"])
         first = members[0]
         names = list(dict.fromkeys(n for r in members for n in _scalar_metrics(r["metrics"])))
-        metrics = {n: summarise(_scalar_metrics(r["metrics"]).get(n) for r in members) for n in names}
+        metrics = {
+            n: summarise((_scalar_metrics(r["metrics"]).get(n) for r in members), metric_bounds(n))
+            for n in names
+        }
         for n, summary in metrics.items():
             summary["bootstrap_ci95"] = _mean_bootstrap_ci(members, n)
         out.append(

@@ -448,6 +448,7 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
             continue
         timings: dict[str, float] = {}
         fit_info: dict[str, Any] = {}
+        examples: dict[str, np.ndarray] | None = None
         train_rows = train.select(subset_idx) if len(subset_idx) != len(train) else train
         if segmentation:
             if seed != cfg.seeds[0] or extractor is None:
@@ -470,6 +471,7 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
                 device=device,
             )
             extractor = None  # trained in place: reload for the next seed
+            examples = fit_info.pop("test_examples", None)
             metrics = pooled
             from eval_suite.stats import bootstrap_ci_per_image
 
@@ -532,8 +534,29 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
             logger.warning("record id computed before the run differs from make_record's; resuming may rerun")
         record["fit"] = to_jsonable(fit_info)  # not identifying: best epoch, chosen C, history
         write_record(record, results_dir)
+        if segmentation and examples is not None:
+            _write_overlays(examples, results_dir, record["record_id"], data.name)
         records.append(record)
     return records
+
+
+def _write_overlays(examples: dict[str, np.ndarray], results_dir: Path, record_id: str, dataset: str) -> None:
+    """Prediction-vs-truth pictures of the first test images as ``overlays/<record_id>_<i>.png``
+    (the leaderboard copies them into its plots). A failed picture never fails the evaluation."""
+    from eval_suite.leaderboard.plots import plot_segmentation_overlay
+
+    for i in range(len(examples["pred"])):
+        try:
+            plot_segmentation_overlay(
+                examples["images"][i],
+                examples["mask"][i],
+                examples["pred"][i],
+                examples["fov"][i],
+                results_dir / "overlays" / f"{record_id}_{i}.png",
+                title=f"{dataset} test image {i + 1}",
+            )
+        except Exception as err:  # noqa: BLE001 - plotting is a by-product of the evaluation
+            logger.warning(f"overlay {i} of record {record_id[:12]} not written: {err}")
 
 
 def _ratio_text(ratio: str | float) -> str:

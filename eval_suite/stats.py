@@ -277,11 +277,20 @@ def _weighted_mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
         return (w @ np.where(ok, values, 0.0)) / w.sum(axis=1)
 
 
-def summarise(values: Iterable[float | None]) -> dict[str, Any]:
+def metric_bounds(name: str) -> tuple[float, float]:
+    """The range a record metric can take: [-1, 1] for correlation-like scores (MCC, kappa), [0, 1]
+    for every other metric of this suite (rates, AUC, F1, G-mean, ECE, Dice, IoU)."""
+    lowered = name.lower()
+    return (-1.0, 1.0) if any(k in lowered for k in ("mcc", "kappa", "qwk")) else (0.0, 1.0)
+
+
+def summarise(values: Iterable[float | None], bounds: tuple[float, float] | None = None) -> dict[str, Any]:
     """Mean, std (ddof=1; 0.0 for a single value), n and a t-distribution 95% CI over seeds.
 
     ``None``/nan values (undefined metrics) are left out and not counted in ``n``; with n < 2 the
-    CI is (nan, nan) and with n == 0 everything is nan."""
+    CI is (nan, nan) and with n == 0 everything is nan. ``bounds`` (e.g. ``metric_bounds(name)``)
+    clips the CI to the metric's range: with three seeds the t interval is wide and would otherwise
+    report an accuracy above 1."""
     from scipy import stats as scipy_stats
 
     arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
@@ -294,7 +303,10 @@ def summarise(values: Iterable[float | None]) -> dict[str, Any]:
         return {"mean": mean, "std": 0.0, "n": 1, "ci95": (math.nan, math.nan)}
     std = float(arr.std(ddof=1))
     half = float(scipy_stats.t.ppf(0.975, n - 1) * std / math.sqrt(n))
-    return {"mean": mean, "std": std, "n": n, "ci95": (mean - half, mean + half)}
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"mean": mean, "std": std, "n": n, "ci95": (low, high)}
 
 
 # ---------------------------------------------------------------- paired comparison

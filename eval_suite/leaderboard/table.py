@@ -135,14 +135,14 @@ def summarise_runset(rs: RunSet, metric: str) -> MetricSummary | None:
     """The metric's summary over a run set's seeds (``None`` when no seed has it)."""
     if not rs.records:
         return rs.summary.get(metric)
-    from eval_suite.stats import summarise
+    from eval_suite.stats import metric_bounds, summarise
 
     pairs = [(r, record_metric(r, metric)) for r in rs.records]
     pairs = [(r, v) for r, v in pairs if v is not None]
     if not pairs:
         return None
     values = [v for _, v in pairs]
-    s = summarise(values)
+    s = summarise(values, metric_bounds(metric))
     n = int(s["n"])
     if n >= 2:
         ci = s.get("ci95")

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = get_logger("eval_suite.segmentation")
 
+OVERLAY_IMAGES = 2  # test images drawn as prediction-vs-truth overlays beside each record
+
 SEG_PRESETS: dict[str, dict[str, Any]] = {
     # 20 DRIVE training images (16 after the validation carve-out) x 32 patches = 512 patches an epoch
     "medmnist": {"epochs": 50, "lr": 1e-3, "batch_size": 32, "milestones": [0.5, 0.75], "gamma": 0.1},
@@ -150,8 +152,9 @@ def sliding_window_predict(
 
 def evaluate_images(
     model: torch.nn.Module, data: dict[str, torch.Tensor], patch: int, overlap: float, device: str
-) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Pooled (all pixels of all images, inside the FOV) and per-image metrics at threshold 0.5."""
+) -> tuple[dict[str, float], list[dict[str, float]], np.ndarray]:
+    """Pooled (all pixels of all images, inside the FOV) and per-image metrics at threshold 0.5,
+    and the binary predictions ``(N, H, W)`` they were computed from."""
     from eval_suite.metrics import compute_segmentation_metrics
 
     preds, per_image = [], []
@@ -162,8 +165,9 @@ def evaluate_images(
         per_image.append(
             compute_segmentation_metrics(pred, data["mask"][i].numpy(), fov=data["fov"][i].numpy())
         )
-    pooled = compute_segmentation_metrics(np.stack(preds), data["mask"].numpy(), fov=data["fov"].numpy())
-    return pooled, per_image
+    stacked = np.stack(preds)
+    pooled = compute_segmentation_metrics(stacked, data["mask"].numpy(), fov=data["fov"].numpy())
+    return pooled, per_image, stacked
 
 
 def run_segmentation(
@@ -184,7 +188,8 @@ def run_segmentation(
 ) -> tuple[dict[str, float], list[dict[str, float]], dict[str, Any]]:
     """Train on random patches of ``train``, pick the best validation-Dice epoch, score ``test``.
 
-    Returns ``(pooled_metrics, per_image_metrics, info)``.
+    Returns ``(pooled_metrics, per_image_metrics, info)``; ``info["test_examples"]`` holds the first
+    :data:`OVERLAY_IMAGES` test images with their masks, FOVs and predictions (for overlay plots).
     """
     import torch
     from tqdm.auto import tqdm
@@ -239,7 +244,7 @@ def run_segmentation(
             optimizer.step()
             total += float(loss.detach()) * len(x)
         scheduler.step()
-        pooled, _ = evaluate_images(model, data["val"], patch_size, overlap, device)
+        pooled, _, _ = evaluate_images(model, data["val"], patch_size, overlap, device)
         history.append({"epoch": epoch + 1, "train_loss": total / n_patches, "val_dice": pooled["dice"]})
         bar.set_postfix(loss=f"{total / n_patches:.4f}", dice=f"{pooled['dice']:.4f}")
         if pooled["dice"] > best_score:
@@ -253,7 +258,7 @@ def run_segmentation(
     if best_state is not None:
         model.load_state_dict(best_state)
     t1 = time.perf_counter()
-    pooled, per_image = evaluate_images(model, data["test"], patch_size, overlap, device)
+    pooled, per_image, preds = evaluate_images(model, data["test"], patch_size, overlap, device)
     info = {
         "best_epoch": best_epoch,
         "best_val_dice": best_score,
@@ -261,5 +266,12 @@ def run_segmentation(
         "history": history,
         "train_s": train_s,
         "eval_s": time.perf_counter() - t1,
+        # not part of the record (runner pops it): the first test images for overlay pictures
+        "test_examples": {
+            "images": data["test"]["images"][:OVERLAY_IMAGES].numpy(),
+            "mask": data["test"]["mask"][:OVERLAY_IMAGES].numpy(),
+            "fov": data["test"]["fov"][:OVERLAY_IMAGES].numpy(),
+            "pred": preds[:OVERLAY_IMAGES],
+        },
     }
     return pooled, per_image, info

@@ -20,15 +20,19 @@ from typing import Any
 
 import torch
 from huggingface_hub.dataclasses import strict
-from torch import nn
 from torch.nn import functional as F
 
 from hfssl.errors import ConfigError
-from hfssl.models import HfsslModel
 from hfssl.pretext.base import PretextModel, PretextOutput
-from hfssl.pretext.blocks import MLPHead, byol_loss, cosine_momentum_schedule, frozen_copy, update_momentum
+from hfssl.pretext.blocks import (
+    MLPHead,
+    MomentumCopiesMixin,
+    byol_loss,
+    cosine_momentum_schedule,
+    frozen_copy,
+)
 from hfssl.pretext.registry import register_pretext
-from hfssl.pretext.simclr import ContrastiveConfig, make_contrastive_views, pair_similarity_metrics
+from hfssl.pretext.simclr import ContrastiveConfig, ContrastiveViewsMixin, pair_similarity_metrics
 
 
 @strict
@@ -72,11 +76,12 @@ class BYOLConfig(ContrastiveConfig):
 
 
 @register_pretext("byol")
-class BYOLForPretraining(PretextModel):
+class BYOLForPretraining(MomentumCopiesMixin, ContrastiveViewsMixin, PretextModel):
     """BYOL: online backbone + projector + predictor regress an EMA target's projections."""
 
     config_class = BYOLConfig
     family = "contrastive"
+    momentum_copies = ("target_backbone", "target_projector")
 
     ema_steps: torch.Tensor
 
@@ -109,35 +114,10 @@ class BYOLForPretraining(PretextModel):
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
         """EMA update of the target backbone and projector (call after each optimiser step)."""
-        m = self.current_momentum
-        update_momentum(self.backbone, self.target_backbone, m)
-        update_momentum(self.projector, self.target_projector, m)
+        self._update_momentum_copies(self.current_momentum)
         self.ema_steps += 1
 
-    def _backbone_for_export(self, which: str) -> HfsslModel:
-        if which == "online":
-            return self.backbone
-        if which == "target":
-            return self.target_backbone
-        raise ConfigError(
-            f"which must be 'online' or 'target', got {which!r}", "use online (default) or target"
-        )
-
-    def _init_weights(self, module: nn.Module) -> None:
-        # never re-initialise the target copies: they must track the online modules
-        for name in ("target_backbone", "target_projector"):
-            copy = self._modules.get(name)
-            if copy is not None and any(module is m for m in copy.modules()):
-                return
-        super()._init_weights(module)
-
     # ------------------------------------------------------------------ forward
-    def make_views(
-        self, pixel_values: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two augmented views of the batch."""
-        return make_contrastive_views(self.config, self.view_maker, pixel_values, generator)
-
     def forward(
         self,
         pixel_values: torch.Tensor,

@@ -23,15 +23,13 @@ from typing import Any
 
 import torch
 from huggingface_hub.dataclasses import strict
-from torch import nn
 from torch.nn import functional as F
 
 from hfssl.errors import ConfigError
-from hfssl.models import HfsslModel
 from hfssl.pretext.base import PretextModel, PretextOutput
-from hfssl.pretext.blocks import MemoryQueue, MLPHead, _rng, frozen_copy, info_nce, update_momentum
+from hfssl.pretext.blocks import MemoryQueue, MLPHead, MomentumCopiesMixin, _rng, frozen_copy, info_nce
 from hfssl.pretext.registry import register_pretext
-from hfssl.pretext.simclr import ContrastiveConfig, make_contrastive_views, pair_similarity_metrics
+from hfssl.pretext.simclr import ContrastiveConfig, ContrastiveViewsMixin, pair_similarity_metrics
 
 
 @strict
@@ -77,11 +75,12 @@ class MoCoV2Config(ContrastiveConfig):
 
 
 @register_pretext("mocov2")
-class MoCoV2ForPretraining(PretextModel):
-    """MoCo v2: query encoder + momentum key encoder + queue, InfoNCE."""
+class MoCoV2ForPretraining(MomentumCopiesMixin, ContrastiveViewsMixin, PretextModel):
+    """MoCo v2: query encoder + momentum key encoder + queue, InfoNCE (views: query, key)."""
 
     config_class = MoCoV2Config
     family = "contrastive"
+    momentum_copies = ("momentum_backbone", "momentum_projector")
 
     def __init__(self, config: MoCoV2Config) -> None:
         super().__init__(config)
@@ -104,33 +103,9 @@ class MoCoV2ForPretraining(PretextModel):
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
         """EMA update of the key encoder and its projector (call after each optimiser step)."""
-        update_momentum(self.backbone, self.momentum_backbone, self.config.momentum)
-        update_momentum(self.projector, self.momentum_projector, self.config.momentum)
-
-    def _backbone_for_export(self, which: str) -> HfsslModel:
-        if which == "online":
-            return self.backbone
-        if which == "target":
-            return self.momentum_backbone
-        raise ConfigError(
-            f"which must be 'online' or 'target', got {which!r}", "use online (default) or target"
-        )
-
-    def _init_weights(self, module: nn.Module) -> None:
-        # never re-initialise the momentum copies: they must track the query encoder
-        for name in ("momentum_backbone", "momentum_projector"):
-            copy = self._modules.get(name)
-            if copy is not None and any(module is m for m in copy.modules()):
-                return
-        super()._init_weights(module)
+        self._update_momentum_copies(self.config.momentum)
 
     # ------------------------------------------------------------------ forward
-    def make_views(
-        self, pixel_values: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two augmented views of the batch (query view, key view)."""
-        return make_contrastive_views(self.config, self.view_maker, pixel_values, generator)
-
     def _splits(self, batch: int) -> int:
         """Sub-batches for ShuffleBN in this step (1 = off, or in eval mode)."""
         return min(self.config.shuffle_bn_splits, batch // 2) if self.training else 1

@@ -37,13 +37,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from hfssl.errors import ConfigError
-from hfssl.models import HfsslModel
 from hfssl.pretext.ae import GenerativeConfig, RestorationModel, mean_image_mse
 from hfssl.pretext.base import PretextOutput
 from hfssl.pretext.blocks import (
     GenesisConfig,
     MemoryQueue,
     MLPHead,
+    MomentumCopiesMixin,
     _rng,
     frozen_copy,
     info_nce,
@@ -51,7 +51,6 @@ from hfssl.pretext.blocks import (
     overlapping_crop_pairs,
     rotate_2d,
     rotate_3d,
-    update_momentum,
 )
 from hfssl.pretext.registry import register_pretext
 
@@ -151,11 +150,12 @@ class PCRLViews(NamedTuple):
 
 
 @register_pretext("pcrl")
-class PCRLForPretraining(RestorationModel):
+class PCRLForPretraining(MomentumCopiesMixin, RestorationModel):
     """PCRL: momentum contrast + transformation-conditioned and hybrid restoration."""
 
     config_class = PCRLConfig
     family = "contrastive"
+    momentum_copies = ("momentum_backbone", "momentum_projector")
 
     def __init__(self, config: PCRLConfig) -> None:
         super().__init__(config)
@@ -185,11 +185,7 @@ class PCRLForPretraining(RestorationModel):
         self.momentum_projector = frozen_copy(self.projector)
 
     def _init_weights(self, module: nn.Module) -> None:
-        # never re-initialise the momentum copies (they must track the online modules)
-        for name in ("momentum_backbone", "momentum_projector"):
-            copy = getattr(self, name, None)
-            if copy is not None and any(module is m for m in copy.modules()):
-                return
+        # (the momentum copies are skipped by MomentumCopiesMixin._init_weights, via super())
         tca = getattr(self, "tca", None)
         if isinstance(module, nn.Linear) and tca is not None and any(module is m for m in tca.modules()):
             # PyTorch's default init, as the reference: hfssl's std-0.02 head init leaves the
@@ -202,8 +198,7 @@ class PCRLForPretraining(RestorationModel):
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
         """EMA update of the momentum encoder and projector (call after each optimiser step)."""
-        update_momentum(self.backbone, self.momentum_backbone, self.config.momentum)
-        update_momentum(self.projector, self.momentum_projector, self.config.momentum)
+        self._update_momentum_copies(self.config.momentum)
 
     @torch.no_grad()
     def reset_momentum_encoder(self) -> None:
@@ -212,17 +207,7 @@ class PCRLForPretraining(RestorationModel):
         Needed after ``self.backbone`` is replaced (e.g. multi-SSL re-pointing it to a shared
         backbone), so that the momentum encoder tracks the new online weights.
         """
-        update_momentum(self.backbone, self.momentum_backbone, 0.0, copy_buffers=True)
-        update_momentum(self.projector, self.momentum_projector, 0.0, copy_buffers=True)
-
-    def _backbone_for_export(self, which: str) -> HfsslModel:
-        if which == "online":
-            return self.backbone
-        if which == "target":
-            return self.momentum_backbone
-        raise ConfigError(
-            f"which must be 'online' or 'target', got {which!r}", "use online (default) or target"
-        )
+        self._update_momentum_copies(0.0, copy_buffers=True)
 
     # ------------------------------------------------------------------ views
     def transform_target(

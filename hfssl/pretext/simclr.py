@@ -6,7 +6,7 @@ other ``2N - 2`` projections of the (global) batch away. Negatives are gathered 
 processes with gradients by :class:`~hfssl.pretext.blocks.NTXentLoss`.
 
 This module also holds the view settings shared by the contrastive methods (SimCLR, BYOL,
-MoCo v2): :class:`ContrastiveConfig` and :func:`make_contrastive_views`. Medical views are
+MoCo v2): :class:`ContrastiveConfig`, :func:`make_contrastive_views` and :class:`ContrastiveViewsMixin`. Medical views are
 geometric + blur + noise, never colour jitter or greyscale (the images are grey already):
 
 * **crop** - 2D: a random resized crop per view (area ``crop_min_area``..1, back to the input
@@ -161,6 +161,19 @@ def pair_similarity_metrics(z_a: torch.Tensor, z_b: torch.Tensor) -> dict[str, t
     return {"pos_sim": pos.mean(), "neg_sim": neg, "accuracy": acc}
 
 
+class ContrastiveViewsMixin:
+    """``make_views`` of the two-view methods (SimCLR, BYOL, MoCo v2); they set ``view_maker``."""
+
+    config: ContrastiveConfig
+    view_maker: Any
+
+    def make_views(
+        self, pixel_values: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two augmented views of the batch."""
+        return make_contrastive_views(self.config, self.view_maker, pixel_values, generator)
+
+
 @strict
 class SimCLRConfig(ContrastiveConfig):
     r"""Configuration of SimCLR (plus the view settings of :class:`ContrastiveConfig`).
@@ -192,7 +205,7 @@ class SimCLRConfig(ContrastiveConfig):
 
 
 @register_pretext("simclr")
-class SimCLRForPretraining(PretextModel):
+class SimCLRForPretraining(ContrastiveViewsMixin, PretextModel):
     """SimCLR: backbone + projector, NT-Xent between two views of each image."""
 
     config_class = SimCLRConfig
@@ -209,12 +222,6 @@ class SimCLRForPretraining(PretextModel):
         self.criterion = NTXentLoss(config.temperature, gather_distributed=config.gather_distributed)
         self.view_maker = config.view_maker()
         self.post_init()
-
-    def make_views(
-        self, pixel_values: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two augmented views of the batch."""
-        return make_contrastive_views(self.config, self.view_maker, pixel_values, generator)
 
     def forward(
         self,

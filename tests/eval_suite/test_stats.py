@@ -15,6 +15,7 @@ from eval_suite.stats import (
     _vectorised_metrics,
     bootstrap_ci,
     bootstrap_ci_per_image,
+    metric_bounds,
     paired_bootstrap,
     paired_class_deltas,
     ranks_with_ties,
@@ -130,6 +131,16 @@ def test_summarise_matches_numpy_and_t_interval() -> None:
     one = summarise([0.7, None, float("nan")])
     assert one["mean"] == 0.7 and one["std"] == 0.0 and one["n"] == 1 and all(map(math.isnan, one["ci95"]))
     assert summarise([])["n"] == 0
+
+
+def test_summarise_clips_the_interval_to_the_metric_range() -> None:
+    values = [0.99, 0.90, 1.0]  # t interval with 2 dof reaches past 1
+    raw = summarise(values)["ci95"]
+    assert raw[1] > 1.0
+    clipped = summarise(values, metric_bounds("accuracy"))["ci95"]
+    assert clipped == (pytest.approx(raw[0]), 1.0)
+    assert metric_bounds("mcc") == (-1.0, 1.0) and metric_bounds("qwk") == (-1.0, 1.0)
+    assert summarise([-0.9, -1.0, -0.5], metric_bounds("mcc"))["ci95"][0] == -1.0
 
 
 def _records(y: np.ndarray, scores: list[np.ndarray], task: str = "binary", counts=None) -> list[dict]:

@@ -7,7 +7,7 @@ tested on its own:
 * losses: :class:`NTXentLoss`, :func:`info_nce`, :func:`byol_loss` (multi-process correct)
 * heads: :class:`MLPHead`, :func:`classification_head`, :func:`encode_tiles`
 * momentum: :func:`frozen_copy`, :func:`update_momentum`, :func:`cosine_momentum_schedule`,
-  :class:`EMAUpdater`, :class:`MemoryQueue`
+  :class:`EMAUpdater`, :class:`MomentumCopiesMixin`, :class:`MemoryQueue`
 * context tasks: :func:`hamming_permutation_set`, :func:`grid_patches`, :func:`rpl_pairs`,
   :func:`jigsaw_tiles`, :func:`rubik_cubes`, :func:`rotate_2d`, :func:`rotate_3d`
 * restoration: :func:`models_genesis_transform` and its parts, :func:`random_masking`,
@@ -23,7 +23,13 @@ from hfssl.pretext.blocks.distributed import (
     rank,
     world_size,
 )
-from hfssl.pretext.blocks.ema import EMAUpdater, cosine_momentum_schedule, frozen_copy, update_momentum
+from hfssl.pretext.blocks.ema import (
+    EMAUpdater,
+    MomentumCopiesMixin,
+    cosine_momentum_schedule,
+    frozen_copy,
+    update_momentum,
+)
 from hfssl.pretext.blocks.genesis import (
     GenesisConfig,
     bezier_nonlinear,
@@ -68,6 +74,7 @@ __all__ = [
     "GenesisConfig",
     "MLPHead",
     "MemoryQueue",
+    "MomentumCopiesMixin",
     "NTXentLoss",
     "NUM_ROTATIONS_2D",
     "NUM_ROTATIONS_3D",

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from hfssl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hfssl.models import HfsslModel
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
@@ -115,3 +118,39 @@ class EMAUpdater:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.num_updates = int(state["num_updates"])
+
+
+class MomentumCopiesMixin:
+    """Shared plumbing of pretext models with EMA copies of their ``backbone`` and ``projector``.
+
+    ``momentum_copies`` names the two copy attributes (backbone copy, projector copy); the names
+    are part of the state-dict keys, so each method keeps its own. List the mixin before the
+    :class:`~hfssl.pretext.base.PretextModel` base so its ``_init_weights`` runs first.
+    """
+
+    # ``backbone`` / ``projector`` stay unannotated: transformers evaluates class type hints at
+    # subclass creation, and HfsslModel is imported only for type checking (blocks stay model-free)
+    momentum_copies: ClassVar[tuple[str, str]]
+
+    def _update_momentum_copies(self, m: float, copy_buffers: bool = False) -> None:
+        """:func:`update_momentum` of both copies from the online backbone and projector."""
+        backbone_copy, projector_copy = (getattr(self, name) for name in self.momentum_copies)
+        update_momentum(self.backbone, backbone_copy, m, copy_buffers=copy_buffers)
+        update_momentum(self.projector, projector_copy, m, copy_buffers=copy_buffers)
+
+    def _backbone_for_export(self, which: str) -> HfsslModel:
+        if which == "online":
+            return self.backbone
+        if which == "target":
+            return getattr(self, self.momentum_copies[0])
+        raise ConfigError(
+            f"which must be 'online' or 'target', got {which!r}", "use online (default) or target"
+        )
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # never re-initialise the copies: they must track the online modules
+        for name in self.momentum_copies:
+            target = getattr(self, name, None)
+            if target is not None and any(module is m for m in target.modules()):
+                return
+        super()._init_weights(module)  # type: ignore[misc]

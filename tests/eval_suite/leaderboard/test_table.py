@@ -40,7 +40,7 @@ def test_groups_rank_and_summaries_follow_the_records(results_dir, records):
         assert e.n_seeds == 3
         assert e.mean == pytest.approx(np.mean(values), abs=1e-12)
         assert e.std == pytest.approx(np.std(values, ddof=1), abs=1e-12)
-        expected_ci = summarise(values)["ci95"]
+        expected_ci = summarise(values, (0.0, 1.0))["ci95"]
         assert (e.ci_low, e.ci_high) == pytest.approx(tuple(expected_ci))
         assert e.ci_kind == "seeds"
     # best first

@@ -52,3 +52,8 @@ def test_drive_segmentation_tiny(tmp_path, data_dir):
     assert len(per_image["dice"]) == 1
     # one test image: the pooled Dice is that image's Dice
     assert record["metrics"]["dice"] == pytest.approx(per_image["dice"][0])
+    # the prediction-vs-truth picture of the one test image sits beside the record, for the leaderboard
+    overlays = sorted((tmp_path / "overlays").glob("*.png"))
+    assert [p.name for p in overlays] == [f"{record['record_id']}_0.png"]
+    assert overlays[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "test_examples" not in record["fit"]
