@@ -76,14 +76,17 @@ def extract_features(
     import torch
     from tqdm.auto import tqdm
 
+    from eval_suite.protocols import to_memory_format, volume_memory_format
     from hfssl.data import make_dataloader
 
     loader = make_dataloader(split, batch_size=batch_size, shuffle=False)
-    extractor.eval().to(device)
+    memory_format = volume_memory_format(extractor.spatial_dims)
+    to_memory_format(extractor.eval().to(device), memory_format)
     feats, labels = [], []
     with torch.inference_mode():
         for batch in tqdm(loader, desc=desc, leave=False, disable=progress_disabled()):
-            feats.append(extractor.embed(batch["pixel_values"].to(device)).float().cpu())
+            x = to_memory_format(batch["pixel_values"].to(device), memory_format)
+            feats.append(extractor.embed(x).float().cpu())
             labels.append(batch["labels"].reshape(len(batch["labels"]), -1)[:, 0])
     return torch.cat(feats).numpy(), torch.cat(labels).numpy().astype(np.int64)
 

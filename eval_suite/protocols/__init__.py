@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -24,3 +25,20 @@ def validation_score(y_true: np.ndarray, y_score: np.ndarray, task: str, metric:
     if value is None or not math.isfinite(float(value)):
         value = compute_classification_metrics(y_true, y_score, task=task, metrics=["accuracy"])["accuracy"]
     return float(value) if metric != "ece" else -float(value)
+
+
+def volume_memory_format(spatial_dims: int) -> Any:
+    """``torch.channels_last_3d`` for volumes, else ``None`` (keep the default layout).
+
+    Measured on this project's 2-core AVX2 CPU, one thread, 3D U-Net encoder (8-64 channels) at 28^3,
+    batch 64: a training step takes 1.0 s channels-last-3d vs 2.0 s NCDHW, and inference is about 2x
+    faster too; 2D ResNets at 28 px gain nothing (0.21 vs 0.24 s), so 2D keeps NCHW.
+    """
+    import torch
+
+    return torch.channels_last_3d if spatial_dims == 3 else None
+
+
+def to_memory_format(t: Any, memory_format: Any) -> Any:
+    """``t.to(memory_format=...)`` for a tensor or module, or ``t`` unchanged when the format is None."""
+    return t if memory_format is None else t.to(memory_format=memory_format)

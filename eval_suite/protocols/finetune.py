@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eval_suite import regimes
-from eval_suite.protocols import validation_score
+from eval_suite.protocols import to_memory_format, validation_score, volume_memory_format
 from hfssl.errors import ConfigError
 from hfssl.utils.logging import get_logger, progress_disabled
 
@@ -103,7 +103,9 @@ def _classifier(extractor: FeatureExtractor, num_outputs: int, head: str) -> tor
     return Classifier()
 
 
-def predict(model: torch.nn.Module, loader: Any, task: str, device: str) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: torch.nn.Module, loader: Any, task: str, device: str, memory_format: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(y_true, y_score)``: class probabilities ``(N, C)`` (ordinal: grades ``(N, 1)``)."""
     import torch
 
@@ -111,7 +113,8 @@ def predict(model: torch.nn.Module, loader: Any, task: str, device: str) -> tupl
     scores, labels = [], []
     with torch.inference_mode():
         for batch in loader:
-            out = model(batch["pixel_values"].to(device)).float()
+            x = to_memory_format(batch["pixel_values"].to(device), memory_format)
+            out = model(x).float()
             scores.append(out.cpu() if task == "ordinal" else out.softmax(dim=1).cpu())
             labels.append(batch["labels"].reshape(-1))
     return torch.cat(labels).numpy().astype(np.int64), torch.cat(scores).numpy().astype(np.float64)
@@ -153,7 +156,8 @@ def run_finetune(
         raise ConfigError(f"unknown training mode {mode!r}", "use finetune, warmup, frozen or scratch")
     torch.manual_seed(seed)
     num_outputs = 1 if task == "ordinal" else num_classes
-    model = _classifier(extractor, num_outputs, recipe.head).to(device)
+    memory_format = volume_memory_format(extractor.spatial_dims)
+    model = to_memory_format(_classifier(extractor, num_outputs, recipe.head).to(device), memory_format)
     labels = read_labels(train)
     sampler = regimes.make_sampler(policy["sampler"], labels, seed)
     n_epoch = len(sampler) if sampler is not None else len(train)
@@ -191,7 +195,7 @@ def run_finetune(
             sampler.set_epoch(epoch)
         total, seen = 0.0, 0
         for batch in loader:
-            x = batch["pixel_values"].to(device)
+            x = to_memory_format(batch["pixel_values"].to(device), memory_format)
             y = batch["labels"].reshape(-1).to(device)
             target = y.float() if task == "ordinal" else torch.nn.functional.one_hot(y, num_classes).float()
             if policy["mixup"] > 0 and task != "ordinal":
@@ -203,7 +207,7 @@ def run_finetune(
             total += float(loss.detach()) * len(y)
             seen += len(y)
         scheduler.step()
-        yv, sv = predict(model, val_loader, task, device)
+        yv, sv = predict(model, val_loader, task, device, memory_format)
         score = validation_score(yv, sv, task, select)
         history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), f"val_{select}": score})
         bar.set_postfix(loss=f"{total / max(seen, 1):.4f}", val=f"{score:.4f}")
@@ -224,7 +228,7 @@ def run_finetune(
     if best_state is not None:
         model.load_state_dict(best_state)
     t1 = time.perf_counter()
-    y_true, y_score = predict(model, test_loader, task, device)
+    y_true, y_score = predict(model, test_loader, task, device, memory_format)
     info = {
         "best_epoch": best_epoch,
         f"best_val_{select}": best_score,

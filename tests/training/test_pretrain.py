@@ -332,3 +332,31 @@ def test_multi_method_run_and_help(
         ["--method", "rot", "--dataset", "breastmnist", "--output-dir", "x", "--overwrite"]
     )
     assert args.overwrite_output_dir
+
+
+@pytest.mark.parametrize(
+    "value, device, cnn, dims, expected",
+    [
+        (None, "cpu", True, 3, True),  # 3D convs: channels-last-3d measured 2x faster on CPU
+        (None, "cuda", True, 2, True),
+        (None, "cpu", False, 3, False),  # ViTs have no convolution layout to change
+        (False, "cpu", True, 3, False),  # an explicit choice always wins
+        (True, "cpu", True, 2, True),
+    ],
+)
+def test_resolve_channels_last(value, device, cnn, dims, expected) -> None:
+    from hfssl.training.pretrain import resolve_channels_last
+
+    assert resolve_channels_last(value, device, cnn, dims) is expected
+
+
+def test_3d_pretraining_runs_channels_last_3d(tmp_path: Path, data_dir: Path) -> None:
+    out = tmp_path / "run3d"
+    args = fast_args(out, "--backbone-kwargs", '{"channels": [4, 8, 16, 32]}')
+    args[args.index("test_resnet")] = "unet3d_encoder"
+    args[args.index("breastmnist")] = "adrenalmnist3d"
+    assert run(args) == 0
+    record = json.loads((out / "training_args.json").read_text())
+    assert record["channels_last_resolved"] is True
+    losses = [loss for _, loss in _losses(out)]
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
