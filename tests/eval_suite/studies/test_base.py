@@ -18,6 +18,7 @@ from eval_suite.studies.base import (
     constant_predictor,
     decide,
     get_preset,
+    pretrain_spec,
 )
 from hfssl.errors import ConfigError
 
@@ -77,3 +78,23 @@ def test_constant_predictor():
 def test_unknown_preset():
     with pytest.raises(ConfigError, match="unknown preset"):
         get_preset("huge")
+
+
+@pytest.mark.parametrize("method", ["ae", "mg", "pcrl"])
+def test_slim_3d_encoders_get_a_decoder_of_their_widths(method):
+    """The default 256-128-64 decoder on an 8-64 channel 3D encoder cost ~50x the encoder."""
+    import torch
+
+    from hfssl.models import HfsslConfig
+    from hfssl.pretext import create_pretext_model
+
+    spec = pretrain_spec(get_preset("cpu"), method, "adrenalmnist3d")
+    assert spec.method_kwargs == {"decoder_channels": [32, 16, 8]}
+    assert pretrain_spec(get_preset("cpu"), method, "breastmnist").method_kwargs == {}
+    assert pretrain_spec(get_preset("cpu"), "rot", "adrenalmnist3d").method_kwargs == {}
+    backbone = HfsslConfig(
+        backbone=spec.backbone, spatial_dims=3, image_size=28, backbone_kwargs=spec.backbone_kwargs
+    )
+    model = create_pretext_model(method, backbone, **spec.method_kwargs)
+    widths = [m.out_channels for m in model.decoder.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert max(widths) == 32
