@@ -389,7 +389,12 @@ def make_plots(lb, out_dir: str | os.PathLike, *, results_dirs: Sequence[Path] =
     record_paths = getattr(collection, "record_paths", {}) if collection is not None else {}
     for g in lb.groups:
         for e in g.entries:
-            for r in e.runset.records if e.runset is not None else []:
+            records = e.runset.records if e.runset is not None else []
+            # one seed's pictures per entry: the other seeds' look alike and would multiply the size
+            first_seed = (
+                [min(records, key=lambda r: (r.get("seed") is None, r.get("seed") or 0))] if records else []
+            )
+            for r in first_seed:
                 rid = str(r.get("record_id", ""))
                 record_file = record_paths.get(rid)
                 if not rid or record_file is None:

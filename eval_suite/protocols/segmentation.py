@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = get_logger("eval_suite.segmentation")
 
-OVERLAY_IMAGES = 2  # test images drawn as prediction-vs-truth overlays beside each record
+OVERLAY_IMAGES = 1  # test images drawn as prediction-vs-truth overlays beside each record
 
 SEG_PRESETS: dict[str, dict[str, Any]] = {
     # 20 DRIVE training images (16 after the validation carve-out) x 32 patches = 512 patches an epoch

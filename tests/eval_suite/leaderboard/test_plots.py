@@ -99,3 +99,21 @@ def test_make_plots_writes_recall_reliability_and_curves(tmp_path):
     for p in plots:
         _png_ok(p.path)
         assert p.path.parent == tmp_path / "out" / "plots"
+
+
+def test_overlays_beside_records_are_copied_once_per_entry(tmp_path):
+    """Evaluations write overlays/<record_id>_<i>.png; the leaderboard shows the first seed's only."""
+    recs = [make_record("ssl", skill=2.0, seed=s) for s in (2, 0, 1)]
+    results = write_results(tmp_path / "results", recs)
+    rng = np.random.default_rng(0)
+    for r in recs:
+        image, target = rng.random((16, 16)), rng.random((16, 16)) > 0.5
+        plot_segmentation_overlay(
+            image, target, ~target, None, results / "overlays" / f"{r['record_id']}_0.png"
+        )
+    lb = build_leaderboard(collect([results]), n_resamples=50)
+    overlays = [p for p in make_plots(lb, tmp_path / "out") if p.kind == "segmentation_overlay"]
+    seed0 = next(r for r in recs if r["seed"] == 0)
+    assert len(overlays) == 1 and overlays[0].path.name.endswith(f"{seed0['record_id']}_0.png")
+    assert "seed 0" in overlays[0].title
+    _png_ok(overlays[0].path)
