@@ -4,7 +4,7 @@
 # (--checkpoint-store, else $HFSSL_CHECKPOINT_STORE, else ~/.cache/hfssl/checkpoints).
 #
 #   scripts/run_study.sh smoke            # all four studies, toy scale (minutes): a plumbing check
-#   scripts/run_study.sh cpu              # imbalance + transfer at the cpu preset (about an hour each, 2-core CPU)
+#   scripts/run_study.sh cpu              # imbalance + transfer at the cpu preset (2-core CPU: ~1.5-2.5 h, ~1-1.5 h)
 #   scripts/run_study.sh cpu-all          # all four at the cpu preset
 #   scripts/run_study.sh parity           # scratch ResNet-18 (MedMNIST recipe) vs MedMNIST v2 (hours on CPU)
 #   scripts/run_study.sh paper            # the paper's scale on GPUs (see below)

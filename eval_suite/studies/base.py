@@ -106,7 +106,7 @@ PRESETS: dict[str, Preset] = {
         },
         backbones_2d=("resnet10t",),
     ),
-    # about an hour per study on a 2-core CPU (measured scale: see reports/README.md)
+    # a 2-core CPU: transfer 81 and imbalance ~150 single-core minutes, measured (reports/README.md)
     "cpu": Preset(
         name="cpu",
         pretrain_steps=300,
