@@ -188,7 +188,8 @@ def test_rotation_heads_learn_per_cube_turns_where_they_are_visible():
     )
     model = RKBForPretraining(config)
     before = evaluate(model, ramps(64, gen))
-    train_briefly(model, ramps(512, gen), steps=60, batch_size=16, lr=1e-3)
+    # 100 steps: at 60 the accuracy sat near 0.9 and crossed it either way with the CPU's kernels
+    train_briefly(model, ramps(512, gen), steps=100, batch_size=16, lr=1e-3)
     after = evaluate(model, ramps(64, gen))
     # always answering "not turned" scores 0.75 per axis
     assert after["hrot_accuracy"] > 0.9 and after["vrot_accuracy"] > 0.9, (before, after)
