@@ -534,7 +534,7 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
             logger.warning("record id computed before the run differs from make_record's; resuming may rerun")
         record["fit"] = to_jsonable(fit_info)  # not identifying: best epoch, chosen C, history
         write_record(record, results_dir)
-        if segmentation and examples is not None:
+        if examples is not None:  # segmentation only
             _write_overlays(examples, results_dir, record["record_id"], data.name)
         records.append(record)
     return records

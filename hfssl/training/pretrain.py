@@ -51,6 +51,7 @@ from hfssl.training.checkpointing import (
     save_generator_state,
     validate_checkpoint,
 )
+from hfssl.training.monitor import to_channels_last
 from hfssl.utils.io import write_json_atomic, write_text_atomic
 from hfssl.utils.logging import get_logger, progress_disabled
 
@@ -464,10 +465,7 @@ def resolve_trackers(report_to: str) -> list[str] | str | None:
 
 
 def _to_memory_format(pixels: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    if not channels_last:
-        return pixels
-    fmt = torch.channels_last if pixels.dim() == 4 else torch.channels_last_3d
-    return pixels.contiguous(memory_format=fmt)
+    return to_channels_last(pixels) if channels_last else pixels
 
 
 def _flat_config(obj: dict[str, Any]) -> dict[str, Any]:
