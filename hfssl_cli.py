@@ -1,22 +1,17 @@
-"""Console-script shim for ``hfssl``.
+"""Console-script shim for ``hfssl`` (``[project.scripts]`` in ``pyproject.toml``).
 
-It marks the start as a CLI start before the ``hfssl`` package is imported, so that the
-package defers its (slow) transformers registration until a subcommand needs models.
+``import hfssl`` is cheap (it registers the ``Auto*`` classes only once transformers is
+imported), so ``hfssl --help`` answers without importing torch.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 
 def main() -> int:
-    os.environ["HFSSL_LAZY_INIT"] = "1"
-    try:
-        from hfssl.cli.main import main as cli_main
-    finally:
-        # Child processes (accelerate launch, workers) import hfssl normally.
-        os.environ.pop("HFSSL_LAZY_INIT", None)
+    from hfssl.cli.main import main as cli_main
+
     return cli_main(sys.argv[1:])
 
 

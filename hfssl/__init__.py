@@ -1,22 +1,21 @@
 """hfssl: self-supervised learning for medical images, native to the Hugging Face Hub.
 
-``import hfssl`` registers hfssl's config and model classes with transformers' ``Auto*``
-factories, so that ``AutoModel.from_pretrained(path_or_repo)`` works afterwards without
-``trust_remote_code``. Public names are resolved lazily (PEP 562) so that submodules such as
-``hfssl.data`` stay cheap to import on their own.
-
-The ``hfssl`` console script sets ``HFSSL_LAZY_INIT=1`` while it starts, which defers that
-registration (importing transformers' modeling code costs seconds) until a subcommand
-imports ``hfssl.models``; ``hfssl --help`` stays instant.
+``import hfssl`` registers hfssl's config and model classes (backbone, task models, every
+pretext method) with transformers' ``Auto*`` factories, so that
+``AutoModel.from_pretrained(path_or_repo)`` works afterwards without ``trust_remote_code``.
+transformers takes registrations only as classes, and those import torch; so the registration
+happens when transformers' ``Auto*`` machinery is imported, not before (see
+:mod:`hfssl._autoregister`): ``import hfssl`` itself stays cheap, and ``hfssl --help`` never
+imports torch. Public names are resolved lazily (PEP 562) for the same reason.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
-__version__ = "0.1.0"
+from hfssl import _autoregister
+from hfssl.version import __version__ as __version__
 
 # public name -> module that defines it
 _LAZY_ATTRS: dict[str, str] = {
@@ -42,6 +41,4 @@ def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY_ATTRS))
 
 
-if os.environ.get("HFSSL_LAZY_INIT") != "1" and importlib.util.find_spec("hfssl.models") is not None:
-    importlib.import_module("hfssl.models")  # registers the Auto* classes
-    importlib.import_module("hfssl.pretext").register_all()  # ... and every pretext task's
+_autoregister.install()

@@ -70,9 +70,7 @@ def _worker(rank: int, port: int, out: dict[str, torch.Tensor]) -> None:
         dist.destroy_process_group()
 
 
-def test_nt_xent_two_processes_equal_single_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    # spawned workers re-import this module; skip the eager transformers import of `import hfssl`
-    monkeypatch.setenv("HFSSL_LAZY_INIT", "1")
+def test_nt_xent_two_processes_equal_single_process() -> None:
     z_a, z_b, x_a, x_b, model = _data()
     out = {
         "loss": torch.zeros(WORLD),

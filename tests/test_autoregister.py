@@ -1,0 +1,35 @@
+"""``import hfssl`` registers the Auto classes without importing torch until transformers is used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHECK = """
+import sys
+{first}
+import hfssl
+assert "torch" not in sys.modules or {torch_ok}, "import hfssl imported torch"
+from transformers import AutoConfig, AutoModel, AutoModelForPreTraining
+assert type(AutoConfig.for_model("hfssl")).__name__ == "HfsslConfig"
+assert type(AutoConfig.for_model("hfssl_byol")).__name__.endswith("Config")
+from hfssl import _autoregister
+assert _autoregister.is_registered() and _autoregister._HOOK not in sys.meta_path
+print("ok")
+"""
+
+
+@pytest.mark.parametrize(
+    "first",
+    ["", "import hfssl.pretext.simclr", "import transformers.models.auto.configuration_auto"],
+    ids=["plain", "pretext-module-first", "transformers-first"],
+)
+def test_import_hfssl_registers_auto_classes(first: str) -> None:
+    code = CHECK.format(first=first, torch_ok=bool(first))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
