@@ -19,6 +19,7 @@ byte-identical ``README.md`` - which is what makes ``hfssl push`` idempotent.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import math
 import os
@@ -98,9 +99,14 @@ def method_family(method: str) -> str:
 
 
 def templates_dir() -> Path:
-    """Where the card templates live: ``$HFSSL_MODEL_CARDS_DIR``, else the repository's ``model_cards/``."""
+    """Where the card templates live: ``$HFSSL_MODEL_CARDS_DIR``, else the installed package's
+    ``hfssl/model_cards/`` (a wheel carries the repository's ``model_cards/`` there, see
+    ``setup.py``), else the source checkout's top-level ``model_cards/`` (editable installs)."""
     env = os.environ.get(TEMPLATES_ENV)
     candidates = [Path(env)] if env else []
+    packaged = importlib.resources.files("hfssl") / "model_cards"
+    if isinstance(packaged, Path):  # an installed folder (not a zip archive)
+        candidates.append(packaged)
     candidates.append(Path(__file__).resolve().parents[2] / "model_cards")
     for candidate in candidates:
         if (candidate / DEFAULT_TEMPLATE).is_file():
