@@ -106,7 +106,7 @@ PRESETS: dict[str, Preset] = {
         },
         backbones_2d=("resnet10t",),
     ),
-    # a 2-core CPU: transfer 81 and imbalance ~150 single-core minutes, measured (reports/README.md)
+    # sized for a 2-core CPU (the compute each study took is in reports/README.md)
     "cpu": Preset(
         name="cpu",
         pretrain_steps=300,

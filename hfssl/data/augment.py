@@ -23,11 +23,11 @@ torchvision's v2 transforms work per sample (one Python call, one small kernel a
 dictionary and metadata per image), which is the wrong shape for a pretext method that re-augments
 every batch on the GPU. Here rotation, scaling and cropping are one ``affine_grid`` + ``grid_sample``
 call for all selected samples (2D and 3D alike), flips and 90° rotations are indexed ``torch.flip`` /
-``torch.rot90`` on sub-batches, and blur is one grouped separable convolution. Measured with
-``benchmarks/data_throughput.py`` on this project's shared 2-core CPU box (1 torch thread), a ±30°
-rotation of 128 images of 28 px takes ~2 ms batched versus ~19-38 ms for a loop of
-``torchvision.transforms.v2.functional.rotate`` calls (10-19x); on a GPU per-sample calls are
-dominated by launch overhead, so the gap can only grow. MONAI is also not a dependency.
+``torch.rot90`` on sub-batches, and blur is one grouped separable convolution: one kernel per
+batch instead of one Python call and kernel per image (``benchmarks/data_throughput.py`` compares
+it with a loop of ``torchvision.transforms.v2.functional.rotate`` calls); on a GPU per-sample calls
+are dominated by launch overhead, so batching matters even more there. MONAI is also not a
+dependency.
 
 The paper's augmentation ladder (Zhang, Zheng, Gu 2023, Aug-S1..Aug-S6) is ``get_augmentation(name)``:
 
@@ -561,8 +561,8 @@ class RandomGaussianBlur(BatchTransform):
         kernels = _gaussian_kernels(params, radius).to(device=x.device, dtype=x.dtype)
         kernels = kernels.repeat_interleave(c, dim=0)  # (n * c, K): one per (sample, channel)
         # 3D/2D separable blur as grouped conv1d over the lines of each axis, the (sample, channel)
-        # pairs as channels: measured ~2x faster than grouped conv3d with (K, 1, 1) kernels for
-        # 128 x 28^3 on CPU (2D: about equal), and one code path for 2D and 3D.
+        # pairs as channels: faster than grouped conv3d with (K, 1, 1) kernels for 3D batches on
+        # CPU (about equal in 2D), and one code path for 2D and 3D.
         y = x.reshape(n * c, *spatial)
         for axis in range(dims):
             moved = y.movedim(1 + axis, -1)

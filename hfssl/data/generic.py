@@ -38,8 +38,8 @@ _GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P")
 def _nested_list_array(values: np.ndarray, shape: Sequence[int]):
     """``values`` (N, *shape) as Arrow ``list<list<...>>`` without a Python-level copy.
 
-    Written by hand because ``Dataset.from_dict`` converts array features row by row: measured
-    5-7x slower (breastmnist_64 train 0.106 s vs 0.018 s; adrenalmnist3d_64 train 7.4 s vs 1.3 s).
+    Written by hand because ``Dataset.from_dict`` converts array features row by row, which is
+    several times slower for whole MedMNIST splits (``benchmarks/data_format.py`` compares them).
     """
     import pyarrow as pa
 
@@ -65,7 +65,7 @@ def dataset_from_arrays(
     ``List`` column (multi-label targets) is an (N, K) array; other columns are 1-D arrays or lists.
     ``fingerprint`` identifies the content for ``datasets``' caching (e.g. derived from a file's
     checksum); without one a random fingerprint is used, because ``datasets``' default hashes the
-    whole in-memory table (measured: 5.5 s of a 7.3 s load for adrenalmnist3d_64).
+    whole in-memory table, which dominates the load time of the larger 3D subsets.
     """
     import pyarrow as pa
     from datasets import Array2D, Array3D, Array4D, Array5D, Dataset, DatasetInfo, List, NamedSplit
@@ -114,7 +114,7 @@ def column_to_numpy(ds, column: str = "image", *, copy: bool = False) -> np.ndar
     The inverse of ``dataset_from_arrays``: ``Array2D``/``Array3D`` -> (N, *shape), fixed-length
     ``List`` -> (N, K), others -> (N,). Honours ``select``/``shuffle`` (indices mappings). Written
     by hand because ``with_format("numpy")`` widens integers to int64 and converts row by row
-    (measured on BreastMNIST 28 train: ~1 ms here vs ~40 ms for ``with_format("torch")[:]``).
+    (an order of magnitude slower than reading the Arrow buffers directly, as done here).
     """
     out = _column_to_numpy(ds, column)
     return np.array(out, copy=True) if copy else out
