@@ -4,4 +4,4 @@ It consumes checkpoints only through their public format (config.json + model.sa
 timm and transformers specs), never through hfssl internals.
 """
 
-__version__ = "0.1.0"
+from hfssl.version import __version__ as __version__  # one distribution, one version
