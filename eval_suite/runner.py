@@ -368,11 +368,10 @@ def baseline_config(config: EvalConfig) -> EvalConfig:
     target = config.compare_to
     if not target:
         raise ConfigError("no baseline to compare to", "pass --compare-to scratch or a checkpoint spec")
+    config = dataclasses.replace(config, compare_to=None, name=None)
     if target == "scratch":
-        if config.protocol == "segmentation":
-            return dataclasses.replace(config, random_init=True, compare_to=None, name=None)
-        return dataclasses.replace(config, protocol="scratch", compare_to=None, name=None)
-    return dataclasses.replace(config, checkpoint=target, compare_to=None, name=None)
+        return _protocol_class(config).scratch_config(config)
+    return dataclasses.replace(config, checkpoint=target)
 
 
 def compare(

@@ -9,6 +9,7 @@ own module and is registered by name in ``eval_suite.protocols.PROTOCOLS``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -100,6 +101,12 @@ class Protocol:
                     f"use one of: {', '.join(allowed)}",
                 )
 
+    @classmethod
+    def scratch_config(cls, cfg: EvalConfig) -> EvalConfig:
+        """``cfg``'s scratch baseline: the same protocol and recipe from a randomly initialised
+        extractor (classification protocols override this with the ``scratch`` protocol)."""
+        return dataclasses.replace(cfg, random_init=True)
+
     def params(self) -> dict[str, Any]:
         """The protocol's own parameters for the record (identifying: they enter the record id)."""
         raise NotImplementedError
@@ -138,6 +145,12 @@ class Protocol:
 
 class ClassificationProtocol(Protocol):
     """Protocols that predict class scores: regime-selected train rows, classification metrics."""
+
+    @classmethod
+    def scratch_config(cls, cfg: EvalConfig) -> EvalConfig:
+        # every classification protocol is compared with the ``scratch`` protocol (end-to-end
+        # training from random init with the same recipe)
+        return dataclasses.replace(cfg, protocol="scratch")
 
     def train_rows(self, data: EvalData, seed: int) -> tuple[np.ndarray, list[int]]:
         subset = regimes.select_train_rows(
