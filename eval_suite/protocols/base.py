@@ -80,6 +80,7 @@ class Protocol:
         """Refuse configurations the protocol cannot run: ``task=None`` before the data is loaded
         (cheap checks), then again with the dataset's task."""
         if task is None:
+            regimes.normalise_policy(cfg.sampler, cfg.loss, cfg.augment, cfg.mixup)  # refuses bad names
             return
         if task == "segmentation" and cls.task_kind != "segmentation":
             raise ConfigError(
