@@ -6,9 +6,9 @@ is loaded, not recomputed, so interrupted grids resume where they stopped. ``com
 baseline_records, metric)`` gives the paired bootstrap difference against a baseline (normally the
 ``scratch`` protocol with the same seeds) and the per-class recall deltas.
 
-Protocols: ``linear`` and ``knn`` on cached frozen features (``eval_suite.features``);
-``finetune``, ``warmup``, ``frozen`` and ``scratch`` end to end (``eval_suite.protocols.finetune``);
-``segmentation`` (``eval_suite.protocols.segmentation``, DRIVE).
+The runner is plumbing: load the data and the extractor, then per seed select the training rows,
+run the protocol, score it and write the record. What a protocol does lives in its class in
+``eval_suite.protocols`` (looked up by name in ``PROTOCOLS``, here and nowhere else).
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ from typing import Any
 import numpy as np
 
 from eval_suite import regimes
-from eval_suite.protocols import (
-    FEATURE_PROTOCOLS,
-    PROTOCOLS,
-)
+from eval_suite.protocols import PROTOCOLS
+from eval_suite.protocols.base import EvalData, Outcome, Protocol
 from hfssl.errors import CheckpointError, ConfigError, DataError
 from hfssl.utils.logging import get_logger
 
@@ -41,8 +39,6 @@ _TASKS = {
     "multi-label, binary-class": "multilabel",
     "segmentation": "segmentation",
 }
-# bootstrap CIs for the scalar metrics (per_class / group_accuracy are not resampled)
-_NON_SCALAR = ("per_class", "group_accuracy")
 
 
 @dataclass
@@ -124,18 +120,7 @@ class EvalConfig:
 
 
 # -------------------------------------------------------------------------------------- dataset
-@dataclass
-class _Data:
-    dsd: Any
-    name: str
-    task: str
-    spatial_dims: int
-    in_chans: int
-    class_names: list[str]
-    image_size: Any
-
-
-def _load_data(cfg: EvalConfig) -> _Data:
+def _load_data(cfg: EvalConfig) -> EvalData:
     from hfssl.data import describe, load_source
 
     is_drive = cfg.dataset.strip().lower() == "drive"
@@ -163,7 +148,7 @@ def _load_data(cfg: EvalConfig) -> _Data:
         dsd = DatasetDict(
             {k: (v if k == "train" else v.select(range(min(cap, len(v))))) for k, v in dsd.items()}
         )
-    return _Data(
+    return EvalData(
         dsd=dsd,
         name=desc.name.split(":")[-1],
         task=task,
@@ -172,6 +157,22 @@ def _load_data(cfg: EvalConfig) -> _Data:
         class_names=list(desc.class_names),
         image_size=desc.image_size if isinstance(desc.image_size, int) else list(desc.image_size),
     )
+
+
+def _dataset_block(data: EvalData, rows: np.ndarray, counts: list[int]) -> dict[str, Any]:
+    return {
+        "name": data.name,
+        "image_size": data.image_size,
+        "spatial_dims": data.spatial_dims,
+        "task": data.task,
+        "num_classes": len(data.class_names),
+        "class_names": data.class_names,
+        "train_split": "train",
+        "eval_split": "test",
+        "n_train": int(len(rows)),
+        "n_eval": len(data.dsd["test"]),
+        "train_class_counts": counts,
+    }
 
 
 # ---------------------------------------------------------------------------------- checkpoint
@@ -184,7 +185,7 @@ def _load_extractor(spec: str, random_init: bool, seed: int):
     return load_feature_extractor(spec, random_init=random_init)
 
 
-def _check_fit(extractor: Any, data: _Data) -> str:
+def _check_fit(extractor: Any, data: EvalData) -> str:
     """Refuse 2D/3D mismatches and channel counts the extractor cannot adapt; return the adapter."""
     if extractor.spatial_dims != data.spatial_dims:
         kind = {2: "2D", 3: "3D"}
@@ -263,118 +264,22 @@ def resolve_device(device: str) -> str:
     return "cpu"
 
 
-def _validate(cfg: EvalConfig, task: str | None = None) -> None:
-    if cfg.protocol not in PROTOCOLS:
+def _protocol_class(cfg: EvalConfig, task: str | None = None) -> type[Protocol]:
+    """The configured protocol's class, after the checks that need no data (``task=None``) or the
+    dataset's task: the one place where a protocol name is resolved."""
+    protocol = PROTOCOLS.get(cfg.protocol)
+    if protocol is None:
         raise ConfigError(f"unknown protocol {cfg.protocol!r}", f"use one of: {', '.join(PROTOCOLS)}")
     if not cfg.seeds:
         raise ConfigError("no seeds given", "pass e.g. --seeds 0 1 2")
     if len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"seeds {cfg.seeds} repeat a value", "pass distinct seeds")
-    if cfg.knn_k < 1:
-        raise ConfigError(f"knn_k {cfg.knn_k} is below 1", "pass --knn-k 20 (or any k >= 1)")
-    if cfg.protocol in FEATURE_PROTOCOLS:
-        policy = regimes.normalise_policy(cfg.sampler, cfg.loss, cfg.augment, cfg.mixup)
-        if policy["augment"] != "none" or policy["mixup"] > 0 or policy["loss"] == "focal":
-            raise ConfigError(
-                f"the {cfg.protocol} protocol works on cached features, so augmentation, mixup and focal "
-                "loss cannot apply",
-                "use --protocol frozen (head only, trained end to end with augmentation) or finetune",
-            )
-    if task is None:
-        return
-    if task == "segmentation" and cfg.protocol != "segmentation":
-        raise ConfigError(
-            f"DRIVE is a segmentation dataset; protocol {cfg.protocol!r} is for classification",
-            "use --protocol segmentation",
-        )
-    if task != "segmentation" and cfg.protocol == "segmentation":
-        raise ConfigError(
-            "the segmentation protocol needs a segmentation dataset",
-            "use --dataset drive, or a classification protocol",
-        )
-    from eval_suite.metrics import METRICS_BY_TASK
-
-    allowed = list(METRICS_BY_TASK.get(task, [])) + (["qwk"] if task == "multiclass" else [])
-    for metric in [*(cfg.metrics or []), *([cfg.select_metric] if task != "segmentation" else [])]:
-        if allowed and metric not in allowed:
-            raise ConfigError(
-                f"metric {metric!r} does not apply to a {task} task",
-                f"use one of: {', '.join(allowed)}",
-            )
+    protocol.validate(cfg, task)
+    return protocol
 
 
-def _recipe(cfg: EvalConfig, segmentation: bool = False):
-    from eval_suite.protocols.finetune import PRESETS, Recipe
-    from eval_suite.protocols.segmentation import SEG_PRESETS
-
-    preset = cfg.preset or "medmnist"
-    table = SEG_PRESETS if segmentation else PRESETS
-    if preset not in table:
-        raise ConfigError(f"unknown preset {preset!r}", f"use one of: {', '.join(table)}")
-    epochs = cfg.epochs or table[preset]["epochs"]
-    warmup = cfg.warmup_epochs if cfg.warmup_epochs is not None else max(1, round(0.1 * epochs))
-    return Recipe.from_preset(
-        preset,
-        table=table,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        select_metric=cfg.select_metric,
-        patience=cfg.patience,
-        warmup_epochs=warmup if cfg.protocol == "warmup" else 0,
-        head=cfg.head,
-    )
-
-
-def _protocol_block(cfg: EvalConfig) -> dict[str, Any]:
-    params: dict[str, Any]
-    if cfg.protocol == "linear":
-        from eval_suite.protocols.linear import DEFAULT_C_GRID
-
-        params = {
-            "classifier": "logistic_regression",
-            "C_grid": list(DEFAULT_C_GRID),
-            "select_metric": cfg.select_metric,
-        }
-    elif cfg.protocol == "knn":
-        params = {"k": cfg.knn_k, "metric": "cosine", "weights": "exp(sim/0.07)"}
-    elif cfg.protocol == "segmentation":
-        recipe = _recipe(cfg, segmentation=True)
-        params = {
-            **recipe.params(),
-            "preset": cfg.preset or "medmnist",
-            "skip_connections": cfg.skip_connections,
-            "patch_size": cfg.patch_size,
-            "patches_per_image": cfg.patches_per_image,
-            "sw_overlap": cfg.sw_overlap,
-            "decoder_channels": list(cfg.decoder_channels or (256, 128, 64)),
-            "loss": "dice+bce",
-        }
-        for key in ("select_metric", "head", "warmup_epochs"):
-            params.pop(key, None)
-    else:
-        params = {**_recipe(cfg).params(), "preset": cfg.preset or "medmnist"}
-    if cfg.max_train_samples is not None:
-        params["max_train_samples"] = cfg.max_train_samples
-    if cfg.max_eval_samples is not None:
-        params["max_eval_samples"] = cfg.max_eval_samples
-    return {"name": cfg.protocol, "params": params}
-
-
-def _versions_safe_ci(y_true, y_score, task, metrics, cfg, seed, counts) -> dict[str, Any]:
-    from eval_suite.stats import bootstrap_ci
-
-    names = [m for m in metrics if m not in _NON_SCALAR]
-    ci = bootstrap_ci(
-        y_true,
-        y_score,
-        task=task,
-        metrics=tuple(names),
-        n_resamples=cfg.n_bootstrap,
-        seed=seed,
-        train_class_counts=counts,
-    )
-    return {k: [float(v[0]), float(v[1])] for k, v in ci.items()}
+def _ratio_text(ratio: str | float) -> str:
+    return ratio if isinstance(ratio, str) else f"{ratio:g}"
 
 
 # ------------------------------------------------------------------------------------ evaluate
@@ -383,166 +288,64 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
     from eval_suite.results import find_record, make_record, record_key, to_jsonable, write_record
 
     cfg = dataclasses.replace(config, seeds=[int(s) for s in config.seeds])
-    _validate(cfg)
+    _protocol_class(cfg)
     data = _load_data(cfg)
-    _validate(cfg, data.task)
-    policy = regimes.normalise_policy(cfg.sampler, cfg.loss, cfg.augment, cfg.mixup)
+    protocol_class = _protocol_class(cfg, data.task)
+    random_init = cfg.random_init or protocol_class.random_init
+    device = resolve_device(cfg.device)
+    extractor = _load_extractor(cfg.checkpoint, random_init, cfg.seeds[0])
+    adapter = _check_fit(extractor, data)
+    protocol = protocol_class(cfg)
+    results_dir = Path(cfg.results_dir)
     regime = {
         "label_fraction": float(cfg.label_fraction),
         "imbalance_ratio": _ratio_text(regimes.parse_imbalance_ratio(cfg.imbalance_ratio)),
     }
-    random_init = cfg.random_init or cfg.protocol == "scratch"
-    device = resolve_device(cfg.device)
-    extractor = _load_extractor(cfg.checkpoint, random_init, cfg.seeds[0])
-    adapter = _check_fit(extractor, data)
-    checkpoint = _checkpoint_block(extractor, cfg, adapter, random_init)
-    protocol = _protocol_block(cfg)
-    results_dir = Path(cfg.results_dir)
-    segmentation = data.task == "segmentation"
-    num_classes = len(data.class_names)
-    train = data.dsd["train"]
-    feature_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    # the identifying fields shared by every seed; with the seed's dataset block they make the id
+    shared = {
+        "checkpoint": _checkpoint_block(extractor, cfg, adapter, random_init),
+        "protocol": protocol.block(),
+        "regime": regime,
+        "policy": protocol.policy,
+    }
     records = []
     for seed in cfg.seeds:
         t_start = time.perf_counter()
-        if segmentation:
-            subset_idx = np.arange(len(train))
-            if cfg.max_train_samples is not None:
-                subset_idx = subset_idx[: cfg.max_train_samples]
-            counts: list[int] = []
-        else:
-            subset = regimes.select_train_rows(
-                train,
-                label_fraction=cfg.label_fraction,
-                imbalance_ratio=cfg.imbalance_ratio,
-                seed=seed,
-                max_train_samples=cfg.max_train_samples,
-                class_names=data.class_names,
-            )
-            subset_idx, counts = subset.indices, subset.class_counts
-        dataset_block = {
-            "name": data.name,
-            "image_size": data.image_size,
-            "spatial_dims": data.spatial_dims,
-            "task": data.task,
-            "num_classes": num_classes,
-            "class_names": data.class_names,
-            "train_split": "train",
-            "eval_split": "test",
-            "n_train": int(len(subset_idx)),
-            "n_eval": len(data.dsd["test"]),
-            "train_class_counts": counts,
-        }
-        record_id = record_key(
-            checkpoint=checkpoint,
-            dataset=dataset_block,
-            protocol=protocol,
-            regime=regime,
-            policy=policy,
-            seed=seed,
-        )
+        rows, counts = protocol.train_rows(data, seed)
+        identity = {**shared, "dataset": _dataset_block(data, rows, counts), "seed": seed}
+        record_id = record_key(**identity)
         existing = find_record(results_dir, record_id)
         if existing is not None:
             logger.info(f"seed {seed}: record {record_id[:12]} exists in {results_dir}, skipping")
             records.append(existing)
             continue
-        timings: dict[str, float] = {}
-        fit_info: dict[str, Any] = {}
-        examples: dict[str, np.ndarray] | None = None
-        train_rows = train.select(subset_idx) if len(subset_idx) != len(train) else train
-        if segmentation:
-            if seed != cfg.seeds[0] or extractor is None:
-                extractor = _load_extractor(cfg.checkpoint, random_init, seed)
-            from eval_suite.protocols.segmentation import run_segmentation
-
-            pooled, per_image, fit_info = run_segmentation(
-                extractor,
-                train_rows,
-                data.dsd["validation"],
-                data.dsd["test"],
-                recipe=_recipe(cfg, segmentation=True),
-                policy=policy,
-                seed=seed,
-                skip_connections=cfg.skip_connections,
-                decoder_channels=cfg.decoder_channels,
-                patch_size=cfg.patch_size,
-                patches_per_image=cfg.patches_per_image,
-                overlap=cfg.sw_overlap,
-                device=device,
-            )
-            extractor = None  # trained in place: reload for the next seed
-            examples = fit_info.pop("test_examples", None)
-            metrics = pooled
-            from eval_suite.stats import bootstrap_ci_per_image
-
-            columns = {k: [float(m[k]) for m in per_image] for k in per_image[0]}
-            ci = bootstrap_ci_per_image(columns, n_resamples=cfg.n_bootstrap, seed=seed)
-            ci95 = {k: [float(v[0]), float(v[1])] for k, v in ci.items()}
-            test_outputs: dict[str, Any] = {"per_image": columns}
-        else:
-            from eval_suite.metrics import compute_classification_metrics
-
-            if cfg.protocol in FEATURE_PROTOCOLS:
-                y_true, y_score, fit_info = _run_feature_protocol(
-                    cfg, extractor, data, subset_idx, counts, policy, seed, device, feature_cache
-                )
-            else:
-                if seed != cfg.seeds[0] or extractor is None:
-                    extractor = _load_extractor(cfg.checkpoint, random_init, seed)
-                from eval_suite.protocols.finetune import run_finetune
-
-                y_true, y_score, fit_info = run_finetune(
-                    extractor,
-                    train_rows,
-                    data.dsd["validation"],
-                    data.dsd["test"],
-                    mode=cfg.protocol,
-                    task=data.task,
-                    num_classes=num_classes,
-                    train_class_counts=counts,
-                    recipe=_recipe(cfg),
-                    policy=policy,
-                    seed=seed,
-                    device=device,
-                    num_workers=cfg.num_workers,
-                )
-                extractor = None  # finetuned in place: reload for the next seed
-            t_metrics = time.perf_counter()
-            metrics = compute_classification_metrics(
-                y_true, y_score, task=data.task, train_class_counts=counts, metrics=cfg.metrics
-            )
-            ci95 = _versions_safe_ci(y_true, y_score, data.task, list(metrics), cfg, seed, counts)
-            timings["metrics_s"] = time.perf_counter() - t_metrics
-            test_outputs = {"y_true": y_true.tolist(), "y_score": np.round(y_score, 6).tolist()}
-        for key in ("features_s", "train_s", "eval_s"):
-            if key in fit_info:
-                timings[key] = float(fit_info.pop(key))
+        if protocol.trains_extractor and seed != cfg.seeds[0]:
+            extractor = _load_extractor(cfg.checkpoint, random_init, seed)  # the last seed trained it
+        outcome = protocol.run(data, extractor, rows, counts, seed, device)
+        t_metrics = time.perf_counter()
+        metrics, ci95, test_outputs = protocol.score(outcome, data, counts, seed)
+        timings = {"metrics_s": time.perf_counter() - t_metrics}
+        timings.update(
+            {k: float(outcome.fit.pop(k)) for k in ("features_s", "train_s", "eval_s") if k in outcome.fit}
+        )
         timings["total_s"] = time.perf_counter() - t_start
         record = make_record(
-            checkpoint=checkpoint,
-            dataset=dataset_block,
-            protocol=protocol,
-            regime=regime,
-            policy=policy,
-            seed=seed,
-            metrics=metrics,
-            ci95=ci95,
-            test_outputs=test_outputs,
-            timings=timings,
+            **identity, metrics=metrics, ci95=ci95, test_outputs=test_outputs, timings=timings
         )
-        if record["record_id"] != record_id:  # both must hash the same identity, or resuming breaks
-            logger.warning("record id computed before the run differs from make_record's; resuming may rerun")
-        record["fit"] = to_jsonable(fit_info)  # not identifying: best epoch, chosen C, history
+        record["fit"] = to_jsonable(outcome.fit)  # not identifying: best epoch, chosen C, history
         write_record(record, results_dir)
-        if examples is not None:  # segmentation only
-            _write_overlays(examples, results_dir, record["record_id"], data.name)
+        _write_overlays(outcome, results_dir, record["record_id"], data.name)
         records.append(record)
     return records
 
 
-def _write_overlays(examples: dict[str, np.ndarray], results_dir: Path, record_id: str, dataset: str) -> None:
-    """Prediction-vs-truth pictures of the first test images as ``overlays/<record_id>_<i>.png``
-    (the leaderboard copies them into its plots). A failed picture never fails the evaluation."""
+def _write_overlays(outcome: Outcome, results_dir: Path, record_id: str, dataset: str) -> None:
+    """Prediction-vs-truth pictures of the outcome's example test images (segmentation) as
+    ``overlays/<record_id>_<i>.png`` (the leaderboard copies them into its plots). A failed picture
+    never fails the evaluation."""
+    examples = outcome.examples
+    if examples is None:
+        return
     from eval_suite.leaderboard.plots import plot_segmentation_overlay
 
     for i in range(len(examples["pred"])):
@@ -559,100 +362,16 @@ def _write_overlays(examples: dict[str, np.ndarray], results_dir: Path, record_i
             logger.warning(f"overlay {i} of record {record_id[:12]} not written: {err}")
 
 
-def _ratio_text(ratio: str | float) -> str:
-    return ratio if isinstance(ratio, str) else f"{ratio:g}"
-
-
-def _run_feature_protocol(
-    cfg: EvalConfig,
-    extractor: Any,
-    data: _Data,
-    subset_idx: np.ndarray,
-    counts: list[int],
-    policy: dict[str, Any],
-    seed: int,
-    device: str,
-    cache: dict[str, tuple[np.ndarray, np.ndarray]],
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Linear probe or kNN on the cached features of the full splits, restricted to the regime's rows."""
-    from eval_suite.features import cache_key, cached_features, default_cache_dir
-
-    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
-    t0 = time.perf_counter()
-    hits = []
-    # A capped run (tests, demos) embeds only its own rows; otherwise the full split is embedded
-    # once and every regime/seed indexes into it.
-    capped = cfg.max_train_samples is not None
-    splits = {"train": data.dsd["train"].select(subset_idx) if capped else data.dsd["train"]}
-    splits.update(validation=data.dsd["validation"], test=data.dsd["test"])
-    if capped:
-        cache.pop("train", None)
-    for split in ("train", "validation", "test"):
-        if split not in cache:
-            extra = {"init_seed": cfg.seeds[0]} if extractor.info.random_init else None
-            key = cache_key(
-                extractor,
-                splits[split],
-                dataset=data.name,
-                split_name=split,
-                image_size=data.image_size,
-                extra=extra,
-            )
-            feats, labels, hit = cached_features(
-                extractor,
-                splits[split],
-                cache_dir=cache_dir,
-                key=key,
-                device=device,
-                desc=f"features {split}",
-            )
-            cache[split] = (feats, labels)
-            hits.append(hit)
-    features_s = time.perf_counter() - t0
-    rows = slice(None) if capped else subset_idx
-    xtr, ytr = cache["train"][0][rows], cache["train"][1][rows]
-    kind, _ = regimes.parse_sampler(policy["sampler"])
-    if kind != "none":  # a sampler's draw (epoch 0) decides which rows the one-shot fit sees
-        sampler = regimes.make_sampler(policy["sampler"], ytr, seed)
-        rows = sampler.epoch_indices()
-        xtr, ytr = xtr[rows], ytr[rows]
-    num_classes = len(data.class_names)
-    t1 = time.perf_counter()
-    if cfg.protocol == "linear":
-        from eval_suite.protocols.linear import run_linear
-
-        y_score, info = run_linear(
-            (xtr, ytr),
-            cache["validation"],
-            cache["test"][0],
-            task=data.task,
-            num_classes=num_classes,
-            seed=seed,
-            class_weight="balanced" if policy["loss"] == "weighted" else None,
-            select_metric=cfg.select_metric,
-        )
-    else:
-        from eval_suite.protocols.knn import run_knn
-
-        y_score = run_knn((xtr, ytr), cache["test"][0], num_classes=num_classes, k=cfg.knn_k)
-        info = {}
-    info.update(
-        features_s=features_s, train_s=time.perf_counter() - t1, eval_s=0.0, features_cached=all(hits)
-    )
-    return cache["test"][1], y_score, info
-
-
 # -------------------------------------------------------------------------------------- compare
 def baseline_config(config: EvalConfig) -> EvalConfig:
     """The config of ``config.compare_to``: ``scratch`` = same recipe at random init, else another spec."""
     target = config.compare_to
     if not target:
         raise ConfigError("no baseline to compare to", "pass --compare-to scratch or a checkpoint spec")
+    config = dataclasses.replace(config, compare_to=None, name=None)
     if target == "scratch":
-        if config.protocol == "segmentation":
-            return dataclasses.replace(config, random_init=True, compare_to=None, name=None)
-        return dataclasses.replace(config, protocol="scratch", compare_to=None, name=None)
-    return dataclasses.replace(config, checkpoint=target, compare_to=None, name=None)
+        return _protocol_class(config).scratch_config(config)
+    return dataclasses.replace(config, checkpoint=target)
 
 
 def compare(

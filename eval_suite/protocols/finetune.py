@@ -8,6 +8,9 @@ Modes (the paper's names in brackets):
   with augmentation ("fixed");
 * ``scratch`` - ``finetune`` from a randomly initialised extractor (the runner loads it so).
 
+Each mode is a protocol class below (:class:`Finetune`, :class:`Warmup`, :class:`Frozen`,
+:class:`Scratch`) around one training loop, :func:`run_finetune`.
+
 Recipes come from ``PRESETS`` (``medmnist`` = the MedMNIST v2 baseline: Adam 1e-3, x0.1 at 50 % and
 75 % of 100 epochs, batch 128, best epoch by validation AUC; ``quick`` = a tiny CPU recipe for tests
 and demos) with any field overridden. The best validation epoch's weights score the test split.
@@ -24,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eval_suite import regimes
-from eval_suite.protocols import to_memory_format, validation_score, volume_memory_format
+from eval_suite.protocols.base import (
+    ClassificationProtocol,
+    EvalData,
+    Outcome,
+    to_memory_format,
+    validation_score,
+    volume_memory_format,
+)
 from hfssl.errors import ConfigError
 from hfssl.utils.logging import get_logger, progress_disabled
 
@@ -32,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from datasets import Dataset
 
+    from eval_suite.runner import EvalConfig
     from hfssl.hub import FeatureExtractor
 
 logger = get_logger("eval_suite.finetune")
@@ -84,6 +95,87 @@ class Recipe:
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def recipe_from_config(cfg: EvalConfig, table: dict[str, dict[str, Any]], warmup: bool = False) -> Recipe:
+    """The run's recipe: ``cfg.preset`` from ``table`` with the config's overrides; the warmup
+    length (default 10 % of the epochs) counts only when ``warmup``."""
+    preset = cfg.preset or "medmnist"
+    if preset not in table:
+        raise ConfigError(f"unknown preset {preset!r}", f"use one of: {', '.join(table)}")
+    epochs = cfg.epochs or table[preset]["epochs"]
+    warmup_epochs = cfg.warmup_epochs if cfg.warmup_epochs is not None else max(1, round(0.1 * epochs))
+    return Recipe.from_preset(
+        preset,
+        table=table,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        select_metric=cfg.select_metric,
+        patience=cfg.patience,
+        warmup_epochs=warmup_epochs if warmup else 0,
+        head=cfg.head,
+    )
+
+
+class Finetune(ClassificationProtocol):
+    """End-to-end training of extractor + head with the ``PRESETS`` recipe (every weight trains)."""
+
+    name = "finetune"
+    trains_extractor = True
+
+    def __init__(self, cfg: EvalConfig) -> None:
+        super().__init__(cfg)
+        self.recipe = recipe_from_config(cfg, PRESETS, warmup=self.name == "warmup")
+
+    def params(self) -> dict[str, Any]:
+        return {**self.recipe.params(), "preset": self.cfg.preset or "medmnist"}
+
+    def run(
+        self,
+        data: EvalData,
+        extractor: FeatureExtractor,
+        rows: np.ndarray,
+        counts: list[int],
+        seed: int,
+        device: str,
+    ) -> Outcome:
+        train = data.dsd["train"]
+        y_true, y_score, info = run_finetune(
+            extractor,
+            train.select(rows) if len(rows) != len(train) else train,
+            data.dsd["validation"],
+            data.dsd["test"],
+            mode=self.name,
+            task=data.task,
+            num_classes=len(data.class_names),
+            train_class_counts=counts,
+            recipe=self.recipe,
+            policy=self.policy,
+            seed=seed,
+            device=device,
+            num_workers=self.cfg.num_workers,
+        )
+        return Outcome(fit=info, y_true=y_true, y_score=y_score)
+
+
+class Warmup(Finetune):
+    """The encoder stays frozen for the recipe's first ``warmup_epochs``, then everything trains."""
+
+    name = "warmup"
+
+
+class Frozen(Finetune):
+    """Only the head trains (encoder and its batch-norm statistics frozen), end to end."""
+
+    name = "frozen"
+
+
+class Scratch(Finetune):
+    """``finetune`` from a randomly initialised extractor: the baseline every checkpoint faces."""
+
+    name = "scratch"
+    random_init = True
 
 
 def _classifier(extractor: FeatureExtractor, num_outputs: int, head: str) -> torch.nn.Module:

@@ -1,4 +1,4 @@
-"""Cosine k-nearest-neighbour classification on cached frozen features, with weighted votes.
+"""The ``knn`` protocol: cosine k-nearest-neighbour classification on cached frozen features.
 
 scikit-learn's brute-force ``KNeighborsClassifier`` with ``metric="cosine"``; each neighbour votes
 with ``exp(similarity / T)`` (the instance-discrimination kNN monitor's weighting, T = 0.07).
@@ -6,7 +6,30 @@ with ``exp(similarity / T)`` (the instance-discrimination kNN monitor's weightin
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from eval_suite.protocols.base import FeatureProtocol
+from hfssl.errors import ConfigError
+
+
+class Knn(FeatureProtocol):
+    """scikit-learn kNN classifier with ``k = cfg.knn_k`` and ``exp(sim / 0.07)`` votes."""
+
+    name = "knn"
+
+    @classmethod
+    def validate(cls, cfg, task=None):
+        if cfg.knn_k < 1:
+            raise ConfigError(f"knn_k {cfg.knn_k} is below 1", "pass --knn-k 20 (or any k >= 1)")
+        super().validate(cfg, task)
+
+    def params(self) -> dict[str, Any]:
+        return {"k": self.cfg.knn_k, "metric": "cosine", "weights": "exp(sim/0.07)"}
+
+    def fit_predict(self, train, val, test_x, *, task, num_classes, seed):
+        return run_knn(train, test_x, num_classes=num_classes, k=self.cfg.knn_k), {}
 
 
 def run_knn(

@@ -1,8 +1,8 @@
-"""Linear probe on cached frozen features: scikit-learn logistic regression, C chosen on validation.
+"""The ``linear`` protocol: a linear probe on cached frozen features, C chosen on validation.
 
 scikit-learn's L-BFGS logistic regression on standardised features was picked over a torch linear
-layer: on BreastMNIST ResNet-18 features (546 x 512) one fit takes well under a second on one CPU
-core and needs no learning-rate/epoch tuning, at the same accuracy (``benchmarks/eval_speed.py``).
+layer: one fit is quick on a CPU and needs no learning-rate/epoch tuning, at the same accuracy
+(``benchmarks/eval_speed.py``).
 """
 
 from __future__ import annotations
@@ -11,9 +11,35 @@ from typing import Any
 
 import numpy as np
 
-from eval_suite.protocols import validation_score
+from eval_suite.protocols.base import FeatureProtocol, validation_score
 
 DEFAULT_C_GRID = (0.01, 0.1, 1.0, 10.0)
+
+
+class Linear(FeatureProtocol):
+    """Logistic regression (ordinal: ridge regression) on frozen features, ``loss=weighted`` ->
+    balanced class weights."""
+
+    name = "linear"
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "classifier": "logistic_regression",
+            "C_grid": list(DEFAULT_C_GRID),
+            "select_metric": self.cfg.select_metric,
+        }
+
+    def fit_predict(self, train, val, test_x, *, task, num_classes, seed):
+        return run_linear(
+            train,
+            val,
+            test_x,
+            task=task,
+            num_classes=num_classes,
+            seed=seed,
+            class_weight="balanced" if self.policy["loss"] == "weighted" else None,
+            select_metric=self.cfg.select_metric,
+        )
 
 
 def run_linear(

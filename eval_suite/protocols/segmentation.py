@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eval_suite import regimes
+from eval_suite.protocols.base import EvalData, Outcome, Protocol
 from hfssl.errors import ConfigError
 from hfssl.utils.logging import get_logger, progress_disabled
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from datasets import Dataset
 
+    from eval_suite.runner import EvalConfig
     from hfssl.hub import FeatureExtractor
 
 logger = get_logger("eval_suite.segmentation")
@@ -36,6 +38,82 @@ SEG_PRESETS: dict[str, dict[str, Any]] = {
     "medmnist": {"epochs": 50, "lr": 1e-3, "batch_size": 32, "milestones": [0.5, 0.75], "gamma": 0.1},
     "quick": {"epochs": 1, "lr": 1e-3, "batch_size": 8, "milestones": [], "gamma": 0.1},
 }
+
+
+class Segmentation(Protocol):
+    """The ``segmentation`` protocol (DRIVE): :func:`run_segmentation` with the ``SEG_PRESETS`` recipe;
+    pooled test metrics, bootstrap CIs over the per-image metrics."""
+
+    name = "segmentation"
+    task_kind = "segmentation"
+    trains_extractor = True
+
+    def __init__(self, cfg: EvalConfig) -> None:
+        from eval_suite.protocols.finetune import recipe_from_config
+
+        super().__init__(cfg)
+        self.recipe = recipe_from_config(cfg, SEG_PRESETS)
+
+    def params(self) -> dict[str, Any]:
+        cfg = self.cfg
+        params = {
+            **self.recipe.params(),
+            "preset": cfg.preset or "medmnist",
+            "skip_connections": cfg.skip_connections,
+            "patch_size": cfg.patch_size,
+            "patches_per_image": cfg.patches_per_image,
+            "sw_overlap": cfg.sw_overlap,
+            "decoder_channels": list(cfg.decoder_channels or (256, 128, 64)),
+            "loss": "dice+bce",
+        }
+        for key in ("select_metric", "head", "warmup_epochs"):
+            params.pop(key, None)
+        return params
+
+    def train_rows(self, data: EvalData, seed: int) -> tuple[np.ndarray, list[int]]:
+        rows = np.arange(len(data.dsd["train"]))
+        if self.cfg.max_train_samples is not None:
+            rows = rows[: self.cfg.max_train_samples]
+        return rows, []
+
+    def run(
+        self,
+        data: EvalData,
+        extractor: FeatureExtractor,
+        rows: np.ndarray,
+        counts: list[int],
+        seed: int,
+        device: str,
+    ) -> Outcome:
+        cfg, train = self.cfg, data.dsd["train"]
+        pooled, per_image, info = run_segmentation(
+            extractor,
+            train.select(rows) if len(rows) != len(train) else train,
+            data.dsd["validation"],
+            data.dsd["test"],
+            recipe=self.recipe,
+            policy=self.policy,
+            seed=seed,
+            skip_connections=cfg.skip_connections,
+            decoder_channels=cfg.decoder_channels,
+            patch_size=cfg.patch_size,
+            patches_per_image=cfg.patches_per_image,
+            overlap=cfg.sw_overlap,
+            device=device,
+        )
+        examples = info.pop("test_examples", None)
+        return Outcome(fit=info, metrics=pooled, per_image=per_image, examples=examples)
+
+    def score(
+        self, outcome: Outcome, data: EvalData, counts: list[int], seed: int
+    ) -> tuple[dict[str, Any], dict[str, list[float]], dict[str, Any]]:
+        from eval_suite.stats import bootstrap_ci_per_image
+
+        assert outcome.metrics is not None and outcome.per_image
+        columns = {k: [float(m[k]) for m in outcome.per_image] for k in outcome.per_image[0]}
+        ci = bootstrap_ci_per_image(columns, n_resamples=self.cfg.n_bootstrap, seed=seed)
+        ci95 = {k: [float(v[0]), float(v[1])] for k, v in ci.items()}
+        return outcome.metrics, ci95, {"per_image": columns}
 
 
 def _split_arrays(split: Dataset) -> dict[str, torch.Tensor]:
@@ -266,7 +344,7 @@ def run_segmentation(
         "history": history,
         "train_s": train_s,
         "eval_s": time.perf_counter() - t1,
-        # not part of the record (runner pops it): the first test images for overlay pictures
+        # not part of the record (the protocol pops it): the first test images for overlay pictures
         "test_examples": {
             "images": data["test"]["images"][:OVERLAY_IMAGES].numpy(),
             "mask": data["test"]["mask"][:OVERLAY_IMAGES].numpy(),

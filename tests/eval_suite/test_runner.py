@@ -194,3 +194,27 @@ def test_scratch_resnet18_medmnist_preset_parity(tmp_path, data_dir):
     auc = np.mean([r["metrics"]["auc"] for r in records])
     assert acc == pytest.approx(0.863, abs=0.05)
     assert auc == pytest.approx(0.901, abs=0.05)
+
+
+def test_protocol_registry_and_baseline_config():
+    from dataclasses import replace
+
+    from eval_suite.protocols import PROTOCOLS
+    from eval_suite.runner import baseline_config
+
+    assert list(PROTOCOLS) == ["linear", "knn", "finetune", "warmup", "frozen", "scratch", "segmentation"]
+    assert all(cls.name == name for name, cls in PROTOCOLS.items())
+    assert [n for n, cls in PROTOCOLS.items() if cls.needs_features] == ["linear", "knn"]
+    assert [n for n, cls in PROTOCOLS.items() if cls.random_init] == ["scratch"]
+    config = EvalConfig(checkpoint="timm:resnet10t", protocol="linear", compare_to="scratch", name="mine")
+    scratch = baseline_config(config)
+    assert (scratch.protocol, scratch.random_init, scratch.compare_to, scratch.name) == (
+        "scratch",
+        False,
+        None,
+        None,
+    )
+    seg = baseline_config(replace(config, protocol="segmentation"))
+    assert seg.protocol == "segmentation" and seg.random_init is True
+    other = baseline_config(replace(config, compare_to="timm:resnet18"))
+    assert other.checkpoint == "timm:resnet18" and other.protocol == "linear" and other.compare_to is None
