@@ -61,7 +61,7 @@ class PushArguments:
 
 
 def build_parser():
-    from hfssl.cli.args import make_parser
+    from hfssl.utils.args import make_parser
 
     parser = make_parser("hfssl push", DESCRIPTION, [PushArguments], EXAMPLES)
     parser.add_argument("checkpoint_dir", metavar="CHECKPOINT_DIR", help="checkpoint folder to push")
@@ -83,7 +83,7 @@ def _dataset_ids(pairs: list[str]) -> dict[str, str]:
 
 
 def run(argv: list[str]) -> int:
-    from hfssl.cli.args import parse
+    from hfssl.utils.args import parse
 
     parsed = parse(build_parser(), argv)
     args, positional = parsed[0], parsed[-1]
