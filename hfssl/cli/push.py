@@ -87,6 +87,7 @@ def run(argv: list[str]) -> int:
 
     parsed = parse(build_parser(), argv)
     args, positional = parsed[0], parsed[-1]
+    import eval_suite.results
     from hfssl.hub.push import push_checkpoint
 
     result = push_checkpoint(
@@ -96,6 +97,7 @@ def run(argv: list[str]) -> int:
         revision=args.revision,
         commit_message=args.commit_message,
         results_dir=args.results,
+        record_schema=eval_suite.results,  # the evaluator owns the record schema
         dataset_ids=_dataset_ids(args.dataset_ids),
         license=args.license,
         template=args.template,
