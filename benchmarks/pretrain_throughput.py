@@ -98,7 +98,7 @@ def hfssl_step(
 ):
     """A closure running one hfssl training step of ``method``, and a label of its settings."""
     from hfssl.pretext.factory import create_pretext_model
-    from hfssl.training.pretrain import native_bf16_cpu, resolve_channels_last
+    from hfssl.training.runtime import native_bf16_cpu, resolve_channels_last
 
     torch.manual_seed(seed)
     model = create_pretext_model(method, backbone_config(image_size)).to(device).train()
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    from hfssl.training.pretrain import native_bf16_cpu
+    from hfssl.training.runtime import native_bf16_cpu
 
     print(
         f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "

@@ -35,7 +35,7 @@ EXAMPLES = (
 
 def build_parser():
     from eval_suite.runner import EvalConfig
-    from hfssl.cli.args import make_parser
+    from hfssl.utils.args import make_parser
 
     return make_parser(PROG, DESCRIPTION, [EvalConfig], EXAMPLES)
 
@@ -142,7 +142,7 @@ def _class_delta_items(deltas: Any, class_names: list[str] | None) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the evaluation (+ baseline), print the table; return the exit code."""
-    from hfssl.cli.args import parse
+    from hfssl.utils.args import parse
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()

@@ -27,6 +27,9 @@ _LAZY_ATTRS: dict[str, str] = {
     "load_source": "hfssl.data",
     "create_pretext_model": "hfssl.pretext",
     "list_pretext_tasks": "hfssl.pretext",
+    # pretraining: hfssl.pretrain_backbone(ModelArguments(...), DataArguments(...), PretrainingArguments(...));
+    # "hfssl.pretrain" is the module behind ``python -m hfssl.pretrain`` (the command line)
+    "pretrain_backbone": "hfssl.training",
 }
 
 

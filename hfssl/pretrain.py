@@ -1,13 +1,14 @@
 """``python -m hfssl.pretrain ...`` and ``accelerate launch -m hfssl.pretrain ...``.
 
-A thin shim over :func:`hfssl.training.pretrain.main`; see ``python -m hfssl.pretrain --help``.
+The module that ``-m`` runs; the command line itself is :mod:`hfssl.cli.pretrain` (see
+``python -m hfssl.pretrain --help``). The library function is :func:`hfssl.pretrain_backbone`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from hfssl.training.pretrain import main
+from hfssl.cli.pretrain import main
 
 if __name__ == "__main__":
     sys.exit(main())

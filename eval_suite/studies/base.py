@@ -40,7 +40,7 @@ METHODS_3D = tuple(m for m in (*PREDICTIVE, *GENERATIVE, *CONTRASTIVE) if m != "
 # --------------------------------------------------------------------------------- presets
 @dataclass(frozen=True)
 class Preset:
-    """Scale of a study run (see ``PRESETS``)."""
+    """Scale of a study run (see ``STUDY_PRESETS``)."""
 
     name: str
     pretrain_steps: int
@@ -80,7 +80,7 @@ class Preset:
         }
 
 
-PRESETS: dict[str, Preset] = {
+STUDY_PRESETS: dict[str, Preset] = {
     # every study end to end in about two minutes on a 2-core CPU: the test-suite preset
     "smoke": Preset(
         name="smoke",
@@ -157,9 +157,9 @@ DATASETS = {
 
 
 def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}", f"use one of: {', '.join(PRESETS)}")
-    return PRESETS[name]
+    if name not in STUDY_PRESETS:
+        raise ConfigError(f"unknown preset {name!r}", f"use one of: {', '.join(STUDY_PRESETS)}")
+    return STUDY_PRESETS[name]
 
 
 def backbone_kwargs_for(backbone: str, image_size: int) -> dict[str, Any]:

@@ -157,14 +157,15 @@ class CheckpointStore:
             return self.backbone_dir(spec)
         if on_pretrain is not None:
             on_pretrain(spec)
-        from hfssl.training.pretrain import DataArguments, ModelArguments, PretrainingArguments, pretrain
+        from hfssl import pretrain_backbone
+        from hfssl.training import DataArguments, ModelArguments, PretrainingArguments
 
         final = self.folder(spec)
         tmp = self.root / f".tmp-{final.name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
-            result = pretrain(
+            result = pretrain_backbone(
                 ModelArguments(
                     method=spec.method,
                     backbone=spec.backbone,

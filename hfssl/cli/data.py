@@ -102,7 +102,7 @@ def run(argv: list[str]) -> int:
 
 
 def _info(argv: list[str]) -> int:
-    from hfssl.cli.args import make_parser, parse
+    from hfssl.utils.args import make_parser, parse
 
     parser = make_parser(
         "hfssl data info",
@@ -166,9 +166,9 @@ def _present_sizes(folder: Path, name: str) -> dict[int, bool]:
 
 
 def _list(argv: list[str]) -> int:
-    from hfssl.cli.args import make_parser, parse
     from hfssl.data.medmnist_info import MEDMNIST
     from hfssl.data.paths import data_root, source_dir
+    from hfssl.utils.args import make_parser, parse
 
     parser = make_parser(
         "hfssl data list",
@@ -206,12 +206,12 @@ def _list(argv: list[str]) -> int:
 
 
 def _verify(argv: list[str]) -> int:
-    from hfssl.cli.args import make_parser, parse
     from hfssl.data.download import file_digest
     from hfssl.data.drive import verify_drive
     from hfssl.data.medmnist_info import MEDMNIST, get_info
     from hfssl.data.paths import source_dir
     from hfssl.data.sources import parse_spec
+    from hfssl.utils.args import make_parser, parse
 
     parser = make_parser(
         "hfssl data verify",

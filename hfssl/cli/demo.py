@@ -33,7 +33,7 @@ class DemoArgs:
 
 
 def run(argv: list[str]) -> int:
-    from hfssl.cli.args import make_parser, parse
+    from hfssl.utils.args import make_parser, parse
 
     parser = make_parser(
         "hfssl demo",

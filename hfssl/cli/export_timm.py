@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hfssl.cli.args import make_parser, parse
+from hfssl.utils.args import make_parser, parse
 
 EXAMPLES = (
     "hfssl export-timm runs/simclr/backbone exports/simclr-resnet18-timm",

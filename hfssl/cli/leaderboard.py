@@ -33,8 +33,8 @@ class LeaderboardArgs:
 
 
 def run(argv: list[str]) -> int:
-    from hfssl.cli.args import make_parser, parse
     from hfssl.errors import ConfigError
+    from hfssl.utils.args import make_parser, parse
 
     parser = make_parser(
         "hfssl leaderboard",

@@ -61,7 +61,7 @@ class PushArguments:
 
 
 def build_parser():
-    from hfssl.cli.args import make_parser
+    from hfssl.utils.args import make_parser
 
     parser = make_parser("hfssl push", DESCRIPTION, [PushArguments], EXAMPLES)
     parser.add_argument("checkpoint_dir", metavar="CHECKPOINT_DIR", help="checkpoint folder to push")
@@ -83,10 +83,11 @@ def _dataset_ids(pairs: list[str]) -> dict[str, str]:
 
 
 def run(argv: list[str]) -> int:
-    from hfssl.cli.args import parse
+    from hfssl.utils.args import parse
 
     parsed = parse(build_parser(), argv)
     args, positional = parsed[0], parsed[-1]
+    import eval_suite.results
     from hfssl.hub.push import push_checkpoint
 
     result = push_checkpoint(
@@ -96,6 +97,7 @@ def run(argv: list[str]) -> int:
         revision=args.revision,
         commit_message=args.commit_message,
         results_dir=args.results,
+        record_schema=eval_suite.results,  # the evaluator owns the record schema
         dataset_ids=_dataset_ids(args.dataset_ids),
         license=args.license,
         template=args.template,

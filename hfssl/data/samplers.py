@@ -1,4 +1,5 @@
-"""Samplers for imbalanced training sets: class-balanced sampling and the paper's majority resampler.
+"""Epoch samplers: a plain per-epoch shuffle (pretraining), class-balanced sampling and the paper's
+majority resampler (imbalanced training sets).
 
 Both are ``torch.utils.data.Sampler`` s over row indices, deterministic for ``(seed, epoch)``: the
 random draws of epoch ``e`` come from a generator seeded with ``seed`` and ``e`` only, so every
@@ -32,7 +33,7 @@ from hfssl.errors import ConfigError, DataError
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
 
-__all__ = ["ClassBalancedSampler", "MajorityResampler"]
+__all__ = ["ClassBalancedSampler", "EpochShuffleSampler", "MajorityResampler"]
 
 # Mixes seed and epoch into one generator seed (like DistributedSampler's ``seed + epoch``, but
 # seed 0 / epoch 1 and seed 1 / epoch 0 do not collide).
@@ -114,6 +115,32 @@ class _EpochSampler(torch.utils.data.Sampler[int]):
 
     def __len__(self) -> int:
         return math.ceil(self._total() / self.num_replicas)
+
+
+class EpochShuffleSampler(_EpochSampler):
+    """A fresh permutation of ``num_samples`` rows each epoch, truncated to ``length``.
+
+    Stateless across epochs (unlike ``RandomSampler`` with a running generator), so the position
+    in a run is fully described by the epoch and the batches consumed in it: pretraining resumes
+    bit-exactly by skipping the batches already consumed in the epoch.
+    """
+
+    def __init__(
+        self, num_samples: int, length: int, seed: int, num_replicas: int = 1, rank: int = 0
+    ) -> None:
+        super().__init__(seed, num_replicas, rank)
+        self.num_samples = int(num_samples)
+        self.length = int(length)
+
+    def _generator(self) -> torch.Generator:
+        # reduced modulo 2**63 so that any integer seed (negative, huge) gives a valid generator seed
+        return torch.Generator().manual_seed((self.seed * _EPOCH_STRIDE + self.epoch) % (2**63))
+
+    def _total(self) -> int:
+        return self.length
+
+    def _epoch_indices(self, generator: torch.Generator) -> torch.Tensor:
+        return torch.randperm(self.num_samples, generator=generator)[: self.length]
 
 
 class ClassBalancedSampler(_EpochSampler):

@@ -8,6 +8,8 @@
 * ``eval_results/<record>.json``: the evaluation records of THIS checkpoint (matched by the
   weights' SHA-256 ``content_hash``), read from ``results_dir`` - by default the folder's own
   ``eval_results/`` if it exists (``hfssl evaluate --results-dir CHECKPOINT/eval_results``);
+  the record schema (validation, mean over seeds as ``EvalResult`` s) is the evaluator's, handed
+  in as ``record_schema`` (``hfssl push`` passes ``eval_suite.results``): hfssl does not own it;
 * ``.eval_results/hfssl.yaml``: the Hub's eval-results format, for results on datasets given a Hub
   benchmark id (``dataset_ids``).
 
@@ -24,7 +26,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hfssl.errors import ConfigError, DataError
 from hfssl.hub import cards
@@ -36,6 +38,18 @@ logger = get_logger(__name__)
 RESULTS_FOLDER = "eval_results"
 """Default results folder inside a checkpoint folder, and the repo folder records are uploaded to."""
 EVAL_RESULTS_FILE = ".eval_results/hfssl.yaml"
+
+
+class RecordSchema(Protocol):
+    """What the push needs from the owner of the evaluation-record schema (e.g. ``eval_suite.results``)."""
+
+    def load_records(self, *paths: str | os.PathLike) -> tuple[list[dict[str, Any]], list[Any]]:
+        """The valid records in ``paths`` and the problems found."""
+        ...
+
+    def to_eval_results(self, records: Sequence[Mapping[str, Any]]) -> Any:
+        """``huggingface_hub.EvalResult`` s of the records (one per setting and metric)."""
+        ...
 
 
 @dataclass
@@ -86,6 +100,7 @@ def push_checkpoint(
     commit_message: str | None = None,
     results_dir: str | os.PathLike | None = None,
     eval_results: Sequence[Any] | None = None,
+    record_schema: RecordSchema | None = None,
     dataset_ids: Mapping[str, str] | None = None,
     license: str = cards.DEFAULT_LICENSE,
     template: str | os.PathLike | None = None,
@@ -101,6 +116,8 @@ def push_checkpoint(
         commit_message: default ``"Upload <backbone> (<methods>) with hfssl"``.
         results_dir: folder of evaluation records (``*.json``); default ``checkpoint_dir/eval_results``.
         eval_results: ready-made ``huggingface_hub.EvalResult`` s to put in the card (added to the records').
+        record_schema: reads and summarises the evaluation records (``eval_suite.results``); needed
+            only when ``results_dir`` holds records of this checkpoint.
         dataset_ids: dataset name -> Hub benchmark dataset id, for ``.eval_results/hfssl.yaml``.
         license: licence of the weights on the card.
         template: model card template (default ``model_cards/backbone.md.j2``).
@@ -112,10 +129,11 @@ def push_checkpoint(
     branch = revision or "main"
     facts = cards.read_checkpoint(checkpoint_dir)
     weights = facts.folder / "model.safetensors"
-    records, record_files, skipped = _records_for(facts, weights, results_dir)
+    records, record_files, skipped = _records_for(facts, weights, results_dir, record_schema)
     results = list(eval_results or [])
     if records:
-        results = _records_to_eval_results(records, repo_id) + results
+        assert record_schema is not None
+        results = _records_to_eval_results(records, repo_id, record_schema) + results
     entries = cards.eval_result_entries(results, dataset_ids or {})
     card = cards.render_card(
         facts,
@@ -206,7 +224,10 @@ def _default_message(facts: cards.CheckpointFacts) -> str:
 
 
 def _records_for(
-    facts: cards.CheckpointFacts, weights: Path, results_dir: str | os.PathLike | None
+    facts: cards.CheckpointFacts,
+    weights: Path,
+    results_dir: str | os.PathLike | None,
+    schema: RecordSchema | None,
 ) -> tuple[list[dict[str, Any]], list[Path], int]:
     """(records of this checkpoint, their files, number of other records) from the results folder."""
     folder = Path(results_dir).expanduser() if results_dir is not None else facts.folder / RESULTS_FOLDER
@@ -239,21 +260,20 @@ def _records_for(
             skipped += 1
     if not mine:
         return [], [], skipped
+    if schema is None:
+        raise ConfigError(
+            f"{folder} holds {len(mine)} evaluation record(s) of this checkpoint, but no record schema was given",
+            "pass record_schema=eval_suite.results (hfssl push does), or results_dir pointing to an empty folder",
+        )
     # validate with the results layer's own reader (schema checks), on exactly these files
-    records = _load_records([p for p, _ in mine])
+    records = _load_records([p for p, _ in mine], schema)
     return records, [p for p, _ in mine], skipped
 
 
-def _load_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    try:
-        from eval_suite.results import load_records
-    except ImportError as err:  # pragma: no cover - eval_suite ships with hfssl
-        raise ConfigError(
-            "eval_suite is not importable, so records cannot be read", "install hfssl with eval_suite"
-        ) from err
+def _load_records(paths: Sequence[Path], schema: RecordSchema) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for path in paths:
-        loaded, problems = load_records(path)
+        loaded, problems = schema.load_records(path)
         if problems:
             raise DataError(
                 f"evaluation record {path} is invalid: {'; '.join(map(str, problems))[:300]}",
@@ -263,11 +283,11 @@ def _load_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
     return records
 
 
-def _records_to_eval_results(records: Sequence[Mapping[str, Any]], repo_id: str) -> list[Any]:
+def _records_to_eval_results(
+    records: Sequence[Mapping[str, Any]], repo_id: str, schema: RecordSchema
+) -> list[Any]:
     """Card results of this checkpoint's records (mean over seeds per setting, by the results layer)."""
     import copy
-
-    from eval_suite.results import to_eval_results
 
     # The same weights may have been evaluated as a folder and as a repo id: on the card they are
     # this repo, so the records are relabelled (copies; the uploaded files stay as written).
@@ -276,4 +296,4 @@ def _records_to_eval_results(records: Sequence[Mapping[str, Any]], repo_id: str)
         record = copy.deepcopy(dict(record))
         record["checkpoint"] = {**record["checkpoint"], "spec": repo_id, "name": repo_id.split("/")[-1]}
         relabelled.append(record)
-    return list(to_eval_results(relabelled))
+    return list(schema.to_eval_results(relabelled))

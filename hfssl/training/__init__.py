@@ -1,8 +1,13 @@
-"""The pretraining engine: arguments, the Accelerate loop, checkpoints, online kNN monitoring, optimisers.
+"""The pretraining engine: arguments, the Accelerate loop, checkpoints, the online kNN monitor, optimisers.
 
-``python -m hfssl.pretrain`` / ``accelerate launch -m hfssl.pretrain`` / ``hfssl pretrain`` run
-:func:`hfssl.training.pretrain.main`. Names are resolved lazily so that importing this package
-does not import torch, transformers or accelerate.
+Public API: build the three argument classes and call :func:`pretrain_backbone` (also
+``hfssl.pretrain_backbone``); it returns a :class:`PretrainResult`. The command line
+(``hfssl pretrain``, ``python -m hfssl.pretrain``, ``accelerate launch -m hfssl.pretrain``) is
+:mod:`hfssl.cli.pretrain`. Modules: ``arguments`` (the argument classes), ``runtime`` (precision,
+memory format, trackers, hardware: the one resolver), ``build`` (data, schedule, model, optimiser,
+monitor), ``trainer`` (the loop), ``outputs`` (what a run writes), ``callbacks``, ``checkpointing``,
+``monitor``, ``optim``. Names are resolved lazily so that importing this package does not import
+torch, transformers or accelerate.
 """
 
 from __future__ import annotations
@@ -11,21 +16,19 @@ import importlib
 from typing import Any
 
 _LAZY: dict[str, str] = {
-    "ModelArguments": "hfssl.training.pretrain",
-    "DataArguments": "hfssl.training.pretrain",
-    "PretrainingArguments": "hfssl.training.pretrain",
-    "Pretrainer": "hfssl.training.pretrain",
-    "PretrainResult": "hfssl.training.pretrain",
-    "TrainerCallback": "hfssl.training.pretrain",
-    "TrainingError": "hfssl.training.pretrain",
-    "EpochSampler": "hfssl.training.pretrain",
-    "parse_args": "hfssl.training.pretrain",
-    "pretrain": "hfssl.training.pretrain",
+    "ModelArguments": "hfssl.training.arguments",
+    "DataArguments": "hfssl.training.arguments",
+    "PretrainingArguments": "hfssl.training.arguments",
+    "Pretrainer": "hfssl.training.trainer",
+    "PretrainResult": "hfssl.training.outputs",
+    "TrainerCallback": "hfssl.training.callbacks",
+    "TrainingError": "hfssl.training.trainer",
+    "pretrain_backbone": "hfssl.training.trainer",
     "CheckpointManager": "hfssl.training.checkpointing",
     "TrainerState": "hfssl.training.checkpointing",
     "validate_checkpoint": "hfssl.training.checkpointing",
-    "KnnMonitor": "hfssl.training.monitor",
-    "knn_predict": "hfssl.training.monitor",
+    "OnlineKnnMonitor": "hfssl.training.monitor",
+    "online_knn_scores": "hfssl.training.monitor",
     "create_optimizer": "hfssl.training.optim",
     "create_scheduler": "hfssl.training.optim",
     "parameter_groups": "hfssl.training.optim",

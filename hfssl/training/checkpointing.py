@@ -39,12 +39,15 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from hfssl.errors import CheckpointError
 from hfssl.utils.io import write_json_atomic, write_text_atomic
+
+if TYPE_CHECKING:  # pragma: no cover
+    from accelerate import Accelerator
 
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest"
@@ -280,6 +283,20 @@ def validate_checkpoint(path: Path, num_processes: int) -> TrainerState:
     return state
 
 
+def check_resume_compatible(saved: TrainerState, **now: Any) -> None:
+    """Refuse to resume a checkpoint written with other run settings (they would change the data order)."""
+    mismatches = [
+        f"{name} {getattr(saved, name)!r} -> {value!r}"
+        for name, value in now.items()
+        if getattr(saved, name) != value
+    ]
+    if mismatches:
+        raise CheckpointError(
+            f"cannot resume exactly: the checkpoint was written with other settings ({'; '.join(mismatches)})",
+            "resume with the settings of the interrupted run (see its training_args.json)",
+        )
+
+
 def save_generator_state(generator: torch.Generator, file: Path) -> None:
     """Write a ``torch.Generator``'s state (a uint8 tensor) as safetensors."""
     from safetensors.torch import save_file
@@ -295,6 +312,38 @@ def load_generator_state(file: Path) -> torch.Tensor:
     if state.dtype != torch.uint8:
         raise ValueError(f"generator state has dtype {state.dtype}, expected uint8")
     return state
+
+
+def save_training_state(
+    accelerator: Accelerator, manager: CheckpointManager, state: TrainerState, generator: torch.Generator
+) -> Path:
+    """Write checkpoint-<step> from every process (Accelerate's state + the view generator); atomic."""
+    step = state.global_step
+    if accelerator.is_main_process:
+        manager.prepare_temp(step)
+    accelerator.wait_for_everyone()
+    tmp = manager.temp_path(step)
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    save_generator_state(generator, tmp / rng_file(accelerator.process_index))
+    accelerator.wait_for_everyone()
+    final = manager.final_path(step)
+    if accelerator.is_main_process:
+        final = manager.commit(tmp, state)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_training_state(accelerator: Accelerator, path: Path, generator: torch.Generator) -> None:
+    """Restore Accelerate's state (model, optimiser, scheduler, RNGs) and the view generator from ``path``."""
+    try:
+        accelerator.load_state(str(path))
+    except Exception as err:  # shape mismatch, truncated optimizer file, ...
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this model/optimizer: {' '.join(str(err).split())[:300]}",
+            "resume with the method/backbone/optimizer settings of the interrupted run",
+        ) from err
+    saved = load_generator_state(path / rng_file(accelerator.process_index))
+    generator.set_state(saved.to(generator.get_state().device))
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,4 +1,7 @@
-"""Online monitoring during pretraining: weighted kNN accuracy of the current backbone (solo-learn's, centred).
+"""The online kNN monitor of pretraining: weighted kNN accuracy of the current backbone (solo-learn's, centred).
+
+Not to be confused with ``eval_suite``'s kNN *protocol* (scikit-learn, a frozen checkpoint): this
+monitor runs inside the training loop, on the training device, and logs ``knn_*`` metrics.
 
 Every evaluation, the backbone (in eval mode) embeds the labelled train split (the memory bank)
 and the validation split; embeddings are centred on the memory bank's mean and L2-normalised
@@ -9,10 +12,9 @@ weighting solo-learn and DINO use). The prediction is the class with the largest
 Why centre: pooled ReLU features share a large common component (every image of the data set
 has it), which carries no class information - a linear probe absorbs it in its bias - but
 dominates the cosine similarity of un-centred features. A backbone trained on rotation
-prediction shows it most: all upright images fire its "upright" features alike. Measured on
-BreastMNIST 28 px (``tests/training/test_knn_lift.py``, mean of 3 seeds): ROT after 150 steps
-scored 0.773 un-centred and 0.812 centred, from a random-init 0.795 / 0.765. ``center=False``
-(``--knn-center false``) gives the solo-learn / DINO monitor.
+prediction shows it most: all upright images fire its "upright" features alike, and un-centred
+cosine kNN can then score below the random-init backbone (``tests/training/test_knn_lift.py``).
+``center=False`` (``--knn-center false``) gives the solo-learn / DINO monitor.
 
 The vote is written here with ``topk`` + ``scatter_add`` on torch tensors rather than with
 scikit-learn's ``KNeighborsClassifier``: it runs on the training device in chunks, with no copy
@@ -35,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @torch.no_grad()
-def knn_predict(
+def online_knn_scores(
     train_features: torch.Tensor,
     train_labels: torch.Tensor,
     query_features: torch.Tensor,
@@ -72,7 +74,7 @@ def knn_predict(
     return torch.cat(scores) if scores else torch.zeros(0, num_classes)
 
 
-def knn_metrics(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
+def online_knn_metrics(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
     """Accuracy and balanced accuracy (mean per-class recall) of kNN predictions."""
     preds = predictions.cpu().long()
     truth = labels.cpu().long()
@@ -84,7 +86,7 @@ def knn_metrics(predictions: torch.Tensor, labels: torch.Tensor, num_classes: in
     return {"knn_accuracy": accuracy, "knn_balanced_accuracy": balanced}
 
 
-class KnnMonitor:
+class OnlineKnnMonitor:
     """kNN accuracy of a backbone on a labelled (train, validation) pair, across processes.
 
     The two splits get their own non-shuffled data loaders prepared by ``accelerator`` (each
@@ -145,10 +147,10 @@ class KnnMonitor:
             query, query_labels = self.embed(backbone, self.eval_loader)
         finally:
             backbone.train(was_training)
-        scores = knn_predict(
+        scores = online_knn_scores(
             bank, bank_labels, query, self.num_classes, self.k, self.temperature, center=self.center
         )
-        return knn_metrics(scores.argmax(dim=1), query_labels, self.num_classes)
+        return online_knn_metrics(scores.argmax(dim=1), query_labels, self.num_classes)
 
 
 def to_channels_last(pixels: torch.Tensor) -> torch.Tensor:

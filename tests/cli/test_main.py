@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from hfssl.cli.args import make_parser, parse
 from hfssl.cli.main import SUBCOMMANDS, main
 from hfssl.errors import ConfigError
+from hfssl.utils.args import make_parser, parse
 
 
 def test_help_lists_every_subcommand(capsys):

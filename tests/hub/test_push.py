@@ -329,6 +329,7 @@ def _record(content_hash: str, seed: int, balanced_accuracy: float, spec: str) -
 
 def test_push_with_evaluation_records(hub, tmp_path, model_2d):
     """Records of these weights (default folder CHECKPOINT/eval_results) -> model-index means + files in the commit."""
+    import eval_suite.results
     from eval_suite.results import eval_results_to_rows, write_record
     from hfssl.hub.load_any import file_sha256
 
@@ -340,7 +341,7 @@ def test_push_with_evaluation_records(hub, tmp_path, model_2d):
         write_record(_record(digest, 1, 0.80, "org/with-records"), results_dir),  # same weights, other spec
     ]
     write_record(_record("f" * 64, 0, 0.99, "other/ckpt"), results_dir)  # another checkpoint: left out
-    result = push_checkpoint(folder, "org/with-records")
+    result = push_checkpoint(folder, "org/with-records", record_schema=eval_suite.results)
     assert result.records_used == 2 and result.records_skipped == 1
     assert sorted(p for p in result.uploaded if p.startswith("eval_results/")) == sorted(
         f"eval_results/{p.name}" for p in mine
@@ -353,7 +354,13 @@ def test_push_with_evaluation_records(hub, tmp_path, model_2d):
     rows = [(r["protocol"], r["n_seeds"], r["value"]) for r in rows if r["metric"] == "balanced_accuracy"]
     assert rows == [("linear", 2, 0.75)]
     assert hub.files("org/with-records")[f"eval_results/{mine[0].name}"] == mine[0].read_bytes()
-    assert push_checkpoint(folder, "org/with-records").created_commit is False
+    assert (
+        push_checkpoint(folder, "org/with-records", record_schema=eval_suite.results).created_commit is False
+    )
 
     with pytest.raises(Exception, match="does not exist"):
-        push_checkpoint(folder, "org/with-records", results_dir=tmp_path / "nope")
+        push_checkpoint(
+            folder, "org/with-records", results_dir=tmp_path / "nope", record_schema=eval_suite.results
+        )
+    with pytest.raises(Exception, match="no record schema"):  # the schema is the evaluator's: handed in
+        push_checkpoint(folder, "org/with-records")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from hfssl.training.pretrain import run
+from hfssl.cli.pretrain import run
 from tests.conftest import REPO_ROOT
 
 ARGS = [

@@ -37,7 +37,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from hfssl.training.pretrain import Pretrainer, TrainerCallback, parse_args
+from hfssl.cli.pretrain import parse_args
+from hfssl.training import Pretrainer, TrainerCallback
 
 COMMON = [
     "--backbone", "test_resnet",
@@ -70,7 +71,7 @@ class KeepInitialBackbone(TrainerCallback):
 def uncentred_knn_accuracy(backbone: torch.nn.Module, data_dir: Path) -> float:
     """The monitor's kNN (k 20, T 0.07) without centring, on the same train bank / validation split."""
     from hfssl.data import load_source, to_tensor_batch
-    from hfssl.training.monitor import knn_metrics, knn_predict
+    from hfssl.training.monitor import online_knn_metrics, online_knn_scores
 
     dsd = load_source("breastmnist", data_dir=data_dir, image_size=28)
     backbone.eval()
@@ -78,8 +79,8 @@ def uncentred_knn_accuracy(backbone: torch.nn.Module, data_dir: Path) -> float:
     query_x, query_y = to_tensor_batch(dsd["validation"][:])
     bank, _ = backbone.forward_features(bank_x)
     query, _ = backbone.forward_features(query_x)
-    scores = knn_predict(bank, bank_y, query, num_classes=2, k=20, temperature=0.07, center=False)
-    return knn_metrics(scores.argmax(1), query_y, 2)["knn_accuracy"]
+    scores = online_knn_scores(bank, bank_y, query, num_classes=2, k=20, temperature=0.07, center=False)
+    return online_knn_metrics(scores.argmax(1), query_y, 2)["knn_accuracy"]
 
 
 @pytest.mark.slow

@@ -16,9 +16,11 @@ import torch
 from safetensors.torch import load_file
 
 from hfssl.cli.main import main as cli_main
+from hfssl.cli.pretrain import parse_args, run
+from hfssl.data.samplers import EpochShuffleSampler
 from hfssl.errors import CheckpointError, ConfigError
+from hfssl.training import TrainingError
 from hfssl.training.checkpointing import CheckpointManager
-from hfssl.training.pretrain import EpochSampler, TrainingError, parse_args, run
 from tests.conftest import REPO_ROOT
 from tests.training.conftest import fast_args
 
@@ -51,7 +53,8 @@ KILLER = textwrap.dedent(
     import os, signal, sys
     import torch
     torch.set_num_threads(1)
-    from hfssl.training.pretrain import TrainerCallback, run
+    from hfssl.cli.pretrain import run
+    from hfssl.training import TrainerCallback
 
     class KillAfterSave(TrainerCallback):
         def on_save(self, trainer, checkpoint):
@@ -255,10 +258,10 @@ def test_resume_with_other_settings_is_refused(full_run: Path, tmp_path: Path) -
             "4",
         ]
     )
-    from hfssl.training.pretrain import pretrain
+    from hfssl.training import pretrain_backbone
 
     with pytest.raises(CheckpointError, match="per_device_train_batch_size 8 -> 4"):
-        pretrain(model_args, data_args, args)
+        pretrain_backbone(model_args, data_args, args)
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path: Path, data_dir: Path) -> None:
@@ -276,7 +279,7 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path: Path, data_di
 
 
 def test_epoch_sampler_is_a_function_of_seed_and_epoch() -> None:
-    a, b = EpochSampler(100, 96, seed=3), EpochSampler(100, 96, seed=3)
+    a, b = EpochShuffleSampler(100, 96, seed=3), EpochShuffleSampler(100, 96, seed=3)
     a.set_epoch(2)
     list(b)  # iterating other epochs first changes nothing
     b.set_epoch(2)
@@ -345,7 +348,7 @@ def test_multi_method_run_and_help(
     ],
 )
 def test_resolve_channels_last(value, device, cnn, dims, expected) -> None:
-    from hfssl.training.pretrain import resolve_channels_last
+    from hfssl.training.runtime import resolve_channels_last
 
     assert resolve_channels_last(value, device, cnn, dims) is expected
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from hfssl.cli.pretrain import parse_args
 from hfssl.pretext.multi import check_method_fields
 from hfssl.pretext.registry import get_pretext_class, list_pretext_tasks, parse_method_spec
-from hfssl.training.pretrain import parse_args
 from tests.conftest import REPO_ROOT
 
 RECIPES = sorted((REPO_ROOT / "scripts" / "recipes").glob("*.yaml"))
@@ -54,7 +54,7 @@ def test_recipe_parses_and_names_a_registered_method(recipe: Path) -> None:
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
 def test_recipe_runs_one_step(recipe: Path, tmp_path: Path, data_dir: Path) -> None:
     """One optimiser step of every recipe with its real backbone (2.5 min for all on a 2-core CPU)."""
-    from hfssl.training.pretrain import run
+    from hfssl.cli.pretrain import run
 
     argv = ["--config", str(recipe), "--output-dir", str(tmp_path / "run"), "--max-steps", "1",
             "--per-device-train-batch-size", "4", "--eval-strategy", "no", "--report-to", "none",

@@ -1,4 +1,4 @@
-"""Argument parsing shared by all subcommands.
+"""Argument parsing shared by the ``hfssl`` subcommands and ``python -m eval_suite``.
 
 Arguments are dataclasses parsed with transformers' ``HfArgumentParser`` (the ecosystem's
 convention: ``--per_device_train_batch_size`` and ``--per-device-train-batch-size`` both work).
