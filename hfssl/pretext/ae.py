@@ -113,7 +113,6 @@ class AEForPretraining(RestorationModel):
     """Auto-encoder: reconstruct the input from the backbone's features (MSE)."""
 
     config_class = AEConfig
-    family = "generative"
 
     def __init__(self, config: AEConfig) -> None:
         super().__init__(config)

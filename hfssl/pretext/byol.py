@@ -80,7 +80,6 @@ class BYOLForPretraining(MomentumCopiesMixin, ContrastiveViewsMixin, PretextMode
     """BYOL: online backbone + projector + predictor regress an EMA target's projections."""
 
     config_class = BYOLConfig
-    family = "contrastive"
     momentum_copies = ("target_backbone", "target_projector")
 
     ema_steps: torch.Tensor

@@ -101,7 +101,6 @@ class JigsawForPretraining(PretextModel):
     """Jigsaw puzzle: classify which of ``num_perms`` permutations shuffled the tiles."""
 
     config_class = JigsawConfig
-    family = "predictive"
 
     def __init__(self, config: JigsawConfig) -> None:
         super().__init__(config)

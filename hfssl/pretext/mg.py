@@ -62,7 +62,6 @@ class MGForPretraining(RestorationModel):
     """Models Genesis: restore the original image from its transformed version (MSE)."""
 
     config_class = MGConfig
-    family = "generative"
 
     def __init__(self, config: MGConfig) -> None:
         super().__init__(config)

@@ -79,7 +79,6 @@ class MoCoV2ForPretraining(MomentumCopiesMixin, ContrastiveViewsMixin, PretextMo
     """MoCo v2: query encoder + momentum key encoder + queue, InfoNCE (views: query, key)."""
 
     config_class = MoCoV2Config
-    family = "contrastive"
     momentum_copies = ("momentum_backbone", "momentum_projector")
 
     def __init__(self, config: MoCoV2Config) -> None:

@@ -154,7 +154,6 @@ class PCRLForPretraining(MomentumCopiesMixin, RestorationModel):
     """PCRL: momentum contrast + transformation-conditioned and hybrid restoration."""
 
     config_class = PCRLConfig
-    family = "contrastive"
     momentum_copies = ("momentum_backbone", "momentum_projector")
 
     def __init__(self, config: PCRLConfig) -> None:

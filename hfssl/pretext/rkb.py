@@ -173,7 +173,6 @@ class RKBForPretraining(PretextModel):
     """Rubik's cube: cube ordering + per-cube horizontal / vertical rotation recognition."""
 
     config_class = RKBConfig
-    family = "predictive"
 
     def __init__(self, config: RKBConfig) -> None:
         super().__init__(config)

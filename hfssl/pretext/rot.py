@@ -75,7 +75,6 @@ class RotForPretraining(PretextModel):
     """Rotation prediction on a shared backbone."""
 
     config_class = RotConfig
-    family = "predictive"
 
     def __init__(self, config: RotConfig) -> None:
         super().__init__(config)

@@ -128,7 +128,6 @@ class RPLForPretraining(PretextModel):
     """Relative patch location: classify the position of a patch relative to the centre patch."""
 
     config_class = RPLConfig
-    family = "predictive"
 
     def __init__(self, config: RPLConfig) -> None:
         super().__init__(config)

@@ -209,7 +209,6 @@ class SimCLRForPretraining(ContrastiveViewsMixin, PretextModel):
     """SimCLR: backbone + projector, NT-Xent between two views of each image."""
 
     config_class = SimCLRConfig
-    family = "contrastive"
 
     def __init__(self, config: SimCLRConfig) -> None:
         super().__init__(config)

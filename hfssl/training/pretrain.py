@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from hfssl.errors import CheckpointError, ConfigError, DataError, HfsslError
+from hfssl.pretext.registry import list_pretext_tasks
 from hfssl.training.checkpointing import (
     CheckpointManager,
     TrainerState,
@@ -111,7 +112,7 @@ class ModelArguments:
 
     method: str = field(
         metadata={
-            "help": "pretext method(s): rpl rot jigsaw rkb rkb_plus ae mg simclr byol pcrl mocov2 mae, or a "
+            "help": f"pretext method(s): {' '.join(list_pretext_tasks())}, or a "
             "combination with weights, e.g. rot:0.5+simclr or mg:learned+byol"
         }
     )
