@@ -14,10 +14,10 @@ import torch
 from huggingface_hub.dataclasses import strict
 from torch.nn import functional as F
 
-from hfssl.pretext.ae import GenerativeConfig, RestorationModel, mean_image_mse
 from hfssl.pretext.base import PretextOutput
 from hfssl.pretext.blocks import GenesisConfig, models_genesis_transform
 from hfssl.pretext.registry import register_pretext
+from hfssl.pretext.shared import GenerativeConfig, RestorationModel, mean_image_mse
 
 
 @strict

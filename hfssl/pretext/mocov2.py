@@ -29,7 +29,7 @@ from hfssl.errors import ConfigError
 from hfssl.pretext.base import PretextModel, PretextOutput
 from hfssl.pretext.blocks import MemoryQueue, MLPHead, MomentumCopiesMixin, _rng, frozen_copy, info_nce
 from hfssl.pretext.registry import register_pretext
-from hfssl.pretext.simclr import ContrastiveConfig, ContrastiveViewsMixin, pair_similarity_metrics
+from hfssl.pretext.shared import ContrastiveConfig, ContrastiveViewsMixin, pair_similarity_metrics
 
 
 @strict
