@@ -135,7 +135,8 @@ def lightly_step(method: str, image_size: int, batch: torch.Tensor, device: torc
     from lightly.models.utils import deactivate_requires_grad, update_momentum
 
     from hfssl.models import HfsslModel
-    from hfssl.pretext.simclr import SimCLRConfig, make_contrastive_views
+    from hfssl.pretext.shared import make_contrastive_views
+    from hfssl.pretext.simclr import SimCLRConfig
 
     torch.manual_seed(seed)
     cfg = backbone_config(image_size)

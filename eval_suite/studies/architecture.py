@@ -25,9 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from eval_suite.studies.base import (
-    CONTRASTIVE,
-    GENERATIVE,
-    PREDICTIVE,
     Claim,
     Preset,
     Study,
@@ -41,6 +38,7 @@ from eval_suite.studies.base import (
     pretrain_spec,
 )
 from eval_suite.studies.grid import Cell, GridResult
+from hfssl.pretext.registry import METHODS, list_pretext_tasks
 
 DATASETS = ("breastmnist", "drive")
 
@@ -59,7 +57,10 @@ def build(
     ft = {**common, "protocol": "finetune"}
     cells: list[Cell] = []
     if "breastmnist" in datasets:
-        pair = (_pick(methods, PREDICTIVE, "rot"), _pick(methods, CONTRASTIVE, "simclr"))
+        pair = (
+            _pick(methods, list_pretext_tasks("predictive"), "rot"),
+            _pick(methods, list_pretext_tasks("contrastive"), "simclr"),
+        )
         for bb in preset.backbones_2d:
             bkw = backbone_kwargs_for(bb, 28)
             base_id = f"backbone={bb}/scratch"
@@ -83,7 +84,9 @@ def build(
                         tags={"part": "backbone", "backbone": bb, "method": m},
                     )
                 )
-        for g in [m for m in methods if m in GENERATIVE and m != "mae"] or ["ae"]:
+        for g in [
+            m for m in methods if m in list_pretext_tasks("generative") and METHODS[m].unet_decoder
+        ] or ["ae"]:
             for skips in (False, True):
                 cells.append(
                     Cell(

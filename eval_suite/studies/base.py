@@ -23,18 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hfssl.errors import ConfigError
+from hfssl.pretext.registry import METHODS, list_pretext_tasks
 
 MARGIN = 0.02
 AGREE, DISAGREE, CANT_TELL = "agree", "disagree", "can't tell"
 SUPPORTS, CONTRADICTS, INCONCLUSIVE = "supports", "contradicts", "inconclusive"
 
-PREDICTIVE = ("rot", "rpl", "jigsaw", "rkb", "rkb_plus")
-GENERATIVE = ("ae", "mg", "mae")
-CONTRASTIVE = ("simclr", "byol", "mocov2", "pcrl")
-FAMILY = {**dict.fromkeys(PREDICTIVE, "predictive"), **dict.fromkeys(GENERATIVE, "generative")}
-FAMILY.update(dict.fromkeys(CONTRASTIVE, "contrastive"))
-DECODER_METHODS = ("ae", "mg", "pcrl")  # pretext models that train a U-Net decoder
-METHODS_3D = tuple(m for m in (*PREDICTIVE, *GENERATIVE, *CONTRASTIVE) if m != "mae")
+# what a method is (family, 2D/3D, U-Net decoder) comes from hfssl.pretext.registry, nowhere else
 
 
 # --------------------------------------------------------------------------------- presets
@@ -143,7 +138,7 @@ STUDY_PRESETS: dict[str, Preset] = {
         max_train_samples=None,
         max_eval_samples=None,
         n_bootstrap=1000,
-        methods=("rpl", "rot", "jigsaw", "rkb", "rkb_plus", "ae", "mg", "simclr", "byol", "pcrl"),
+        methods=tuple(list_pretext_tasks(in_paper=True)),  # the paper's ten
         seg={"epochs": 50, "patches_per_image": 32, "patch_size": 64},
         backbones_2d=("resnet18", "resnet50", "vit_tiny_patch16_224"),
     ),
@@ -177,7 +172,7 @@ def pretrain_spec(preset: Preset, method: str, dataset: str, **overrides: Any):
     backbone = overrides.pop("backbone", preset.backbone_3d if three_d else preset.backbone_2d)
     kwargs = dict(preset.backbone_3d_kwargs) if three_d else backbone_kwargs_for(backbone, 28)
     kwargs.update(overrides.pop("backbone_kwargs", {}))
-    if three_d and method in DECODER_METHODS and "channels" in kwargs:
+    if three_d and method in METHODS and METHODS[method].unet_decoder and "channels" in kwargs:
         # a slimmed 3D encoder gets a decoder of its own widths (8-16-32-64 -> 32-16-8): the default
         # 256-128-64 decoder at 28^3 costs ~50x the encoder (48 s a step at batch 64 on this CPU)
         method_kwargs = dict(overrides.pop("method_kwargs", {}))

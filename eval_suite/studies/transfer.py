@@ -28,8 +28,6 @@ from eval_suite.studies.base import (
     AGREE,
     CANT_TELL,
     DISAGREE,
-    FAMILY,
-    METHODS_3D,
     Claim,
     Comparison,
     Preset,
@@ -43,6 +41,7 @@ from eval_suite.studies.base import (
     pretrain_spec,
 )
 from eval_suite.studies.grid import Cell, GridResult
+from hfssl.pretext.registry import list_pretext_tasks, method_family
 
 DATASETS = ("breastmnist", "adrenalmnist3d", "drive")
 METRIC = {"breastmnist": "balanced_accuracy", "adrenalmnist3d": "balanced_accuracy", "drive": "dice"}
@@ -61,7 +60,7 @@ def build(
     cells = []
     for ds in datasets:
         upstream = "breastmnist" if ds == "drive" else ds
-        usable = [m for m in methods if ds != "adrenalmnist3d" or m in METHODS_3D]
+        usable = [m for m in methods if ds != "adrenalmnist3d" or m in list_pretext_tasks(spatial_dims=3)]
         if not usable:
             continue
         if ds == "drive":
@@ -150,8 +149,8 @@ def assess(result: GridResult, preset: Preset) -> tuple[list[Claim], str]:
         for c in result.cells
         if c.tags.get("dataset") == "drive" and c.baseline
     }
-    gens = [m for m in seg_records if FAMILY.get(m) == "generative" and seg_records[m]]
-    others = [m for m in seg_records if FAMILY.get(m) != "generative" and seg_records[m]]
+    gens = [m for m in seg_records if method_family(m) == "generative" and seg_records[m]]
+    others = [m for m in seg_records if method_family(m) != "generative" and seg_records[m]]
     for g in gens:
         for o in others:
             comp = compare(seg_records[g], seg_records[o], "dice", f"{g} - {o} (DRIVE Dice)", n_boot)
@@ -162,7 +161,7 @@ def assess(result: GridResult, preset: Preset) -> tuple[list[Claim], str]:
         generative.reason = "needs a generative and a non-generative method evaluated on DRIVE"
 
     header = ["method", "family", *[f"Δ {TASK[ds]} ({METRIC[ds]})" for ds in gains]]
-    rows = [[m, FAMILY.get(m, "?"), *[fmt_comp(gains[ds].get(m)) for ds in gains]] for m in methods]
+    rows = [[m, method_family(m), *[fmt_comp(gains[ds].get(m)) for ds in gains]] for m in methods]
     table = (
         "Gain vs scratch (mean over seeds [95 % paired-bootstrap CI], * p<0.05 ** p<0.01 *** p<0.001)\n\n"
         + md_table(header, rows)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hfssl.errors import CheckpointError, ConfigError
+from hfssl.pretext.registry import method_family
 
 if TYPE_CHECKING:  # pragma: no cover
     from huggingface_hub import EvalResult, EvalResultEntry, ModelCard
@@ -36,22 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_TEMPLATE = "backbone.md.j2"
 DEFAULT_LICENSE = "apache-2.0"
 TEMPLATES_ENV = "HFSSL_MODEL_CARDS_DIR"
-
-METHOD_FAMILIES: dict[str, str] = {
-    "rpl": "predictive",
-    "rot": "predictive",
-    "jigsaw": "predictive",
-    "rkb": "predictive",
-    "rkb_plus": "predictive",
-    "ae": "generative",
-    "mg": "generative",
-    "simclr": "contrastive",
-    "byol": "contrastive",
-    "pcrl": "contrastive",
-    "mocov2": "contrastive",
-    "mae": "contrastive",
-}
-"""Pretext method -> family, as grouped in the paper (MAE is listed with the contrastive group there)."""
 
 PAPER_CITATION = """@article{zhang2023dive,
   title={Dive into the details of self-supervised learning for medical image analysis},
@@ -88,14 +73,6 @@ _AUTO_CLASSES = {
     "HfsslForImageClassification": "AutoModelForImageClassification",
     "HfsslForSegmentation": "AutoModelForSemanticSegmentation",
 }
-
-
-def method_family(method: str) -> str:
-    """The paper's family of a pretext method: predictive, generative, contrastive (or multi)."""
-    text = method.strip().lower()
-    if "+" in text or text == "multi":  # a multi-SSL spec such as "rot:0.5+simclr"
-        return "multi"
-    return METHOD_FAMILIES.get(text.split(":")[0].strip(), "unknown")
 
 
 def templates_dir() -> Path:

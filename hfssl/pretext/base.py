@@ -156,7 +156,8 @@ class PretextModel(PreTrainedModel):
 
     Subclasses set ``config_class``, build their heads in ``__init__`` after calling
     ``super().__init__(config)`` and end with ``self.post_init()``; they implement
-    :meth:`forward`. ``family`` is one of predictive / generative / contrastive / multi.
+    :meth:`forward`. ``family`` (predictive / generative / contrastive / multi) is set when the
+    class is registered, from :data:`hfssl.pretext.registry.METHODS`.
     """
 
     config: PretextConfig

@@ -12,7 +12,7 @@ over ``momentum_total_steps`` optimiser steps; with ``momentum_total_steps=None`
 
 Exported backbone: the **online** encoder by default (the paper found it better for
 classification); ``export_backbone(which="target")`` gives the target encoder. Views are those
-of :class:`~hfssl.pretext.simclr.ContrastiveConfig` (2D random resized crops, 3D overlapping
+of :class:`~hfssl.pretext.shared.ContrastiveConfig` (2D random resized crops, 3D overlapping
 crops, flips, rot90, blur, noise).
 """
 
@@ -32,7 +32,7 @@ from hfssl.pretext.blocks import (
     frozen_copy,
 )
 from hfssl.pretext.registry import register_pretext
-from hfssl.pretext.simclr import ContrastiveConfig, ContrastiveViewsMixin, pair_similarity_metrics
+from hfssl.pretext.shared import ContrastiveConfig, ContrastiveViewsMixin, pair_similarity_metrics
 
 
 @strict
@@ -80,7 +80,6 @@ class BYOLForPretraining(MomentumCopiesMixin, ContrastiveViewsMixin, PretextMode
     """BYOL: online backbone + projector + predictor regress an EMA target's projections."""
 
     config_class = BYOLConfig
-    family = "contrastive"
     momentum_copies = ("target_backbone", "target_projector")
 
     ema_steps: torch.Tensor

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hfssl.errors import ConfigError
-from hfssl.pretext.registry import get_pretext_class, parse_method_spec
+from hfssl.pretext.registry import canonical_name, get_pretext_class, parse_method_spec
 
 if TYPE_CHECKING:
     from hfssl.models import HfsslConfig
@@ -48,8 +48,7 @@ def create_pretext_model(
             per_method[name].update(value)
         elif "." in key:
             method, _, field = key.partition(".")
-            method = method.lower().replace("-", "_")
-            method = "rkb_plus" if method == "rkb+" else method
+            method = canonical_name(method)
             if method not in per_method:
                 raise ConfigError(
                     f"setting {key!r} is for {method!r}, which is not in {spec!r}",

@@ -22,29 +22,7 @@ from hfssl.errors import ConfigError
 from hfssl.pretext.base import PretextConfig, PretextModel, PretextOutput, accuracy
 from hfssl.pretext.blocks import classification_head, encode_tiles, hamming_permutation_set, jigsaw_tiles
 from hfssl.pretext.registry import register_pretext
-from hfssl.pretext.rpl import check_tile_config, resize_tiles
-
-_PERM_METHODS = ("maxmin", "maxmean")
-
-
-def default_grid(spatial_dims: int) -> int:
-    """Tiles per side when ``grid`` is unset: 3 (3x3) for images, 2 (2x2x2) for volumes."""
-    return 3 if spatial_dims == 2 else 2
-
-
-def check_permutation_config(num_tiles: int, num_perms: int, perm_method: str) -> None:
-    """Refuse permutation settings that cannot give ``num_perms`` distinct classes."""
-    import math
-
-    if perm_method not in _PERM_METHODS:
-        raise ConfigError(f"unknown perm_method {perm_method!r}", f"use one of {', '.join(_PERM_METHODS)}")
-    if num_perms < 2:
-        raise ConfigError(f"num_perms must be >= 2, got {num_perms}", "use e.g. 100 (the paper's default)")
-    if num_tiles <= 10 and num_perms > math.factorial(num_tiles):
-        raise ConfigError(
-            f"num_perms={num_perms} exceeds the {math.factorial(num_tiles)} orderings of {num_tiles} tiles",
-            f"use num_perms <= {math.factorial(num_tiles)} or a larger grid",
-        )
+from hfssl.pretext.shared import check_permutation_config, check_tile_config, default_grid, resize_tiles
 
 
 @strict
@@ -101,7 +79,6 @@ class JigsawForPretraining(PretextModel):
     """Jigsaw puzzle: classify which of ``num_perms`` permutations shuffled the tiles."""
 
     config_class = JigsawConfig
-    family = "predictive"
 
     def __init__(self, config: JigsawConfig) -> None:
         super().__init__(config)

@@ -126,7 +126,6 @@ class MAEForPretraining(PretextModel):
     """MAE on the backbone's timm ViT: encode visible patches, decode and predict the masked ones."""
 
     config_class = MAEConfig
-    family = "generative"
 
     def __init__(self, config: MAEConfig) -> None:
         super().__init__(config)

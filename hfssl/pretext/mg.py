@@ -14,10 +14,10 @@ import torch
 from huggingface_hub.dataclasses import strict
 from torch.nn import functional as F
 
-from hfssl.pretext.ae import GenerativeConfig, RestorationModel, mean_image_mse
 from hfssl.pretext.base import PretextOutput
 from hfssl.pretext.blocks import GenesisConfig, models_genesis_transform
 from hfssl.pretext.registry import register_pretext
+from hfssl.pretext.shared import GenerativeConfig, RestorationModel, mean_image_mse
 
 
 @strict
@@ -62,7 +62,6 @@ class MGForPretraining(RestorationModel):
     """Models Genesis: restore the original image from its transformed version (MSE)."""
 
     config_class = MGConfig
-    family = "generative"
 
     def __init__(self, config: MGConfig) -> None:
         super().__init__(config)

@@ -29,7 +29,7 @@ from hfssl.errors import ConfigError
 from hfssl.pretext.base import PretextModel, PretextOutput
 from hfssl.pretext.blocks import MemoryQueue, MLPHead, MomentumCopiesMixin, _rng, frozen_copy, info_nce
 from hfssl.pretext.registry import register_pretext
-from hfssl.pretext.simclr import ContrastiveConfig, ContrastiveViewsMixin, pair_similarity_metrics
+from hfssl.pretext.shared import ContrastiveConfig, ContrastiveViewsMixin, pair_similarity_metrics
 
 
 @strict
@@ -79,7 +79,6 @@ class MoCoV2ForPretraining(MomentumCopiesMixin, ContrastiveViewsMixin, PretextMo
     """MoCo v2: query encoder + momentum key encoder + queue, InfoNCE (views: query, key)."""
 
     config_class = MoCoV2Config
-    family = "contrastive"
     momentum_copies = ("momentum_backbone", "momentum_projector")
 
     def __init__(self, config: MoCoV2Config) -> None:

@@ -37,7 +37,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from hfssl.errors import ConfigError
-from hfssl.pretext.ae import GenerativeConfig, RestorationModel, mean_image_mse
 from hfssl.pretext.base import PretextOutput
 from hfssl.pretext.blocks import (
     GenesisConfig,
@@ -53,6 +52,7 @@ from hfssl.pretext.blocks import (
     rotate_3d,
 )
 from hfssl.pretext.registry import register_pretext
+from hfssl.pretext.shared import GenerativeConfig, RestorationModel, mean_image_mse
 
 NUM_TARGET_ROTATIONS = 4  # k x 90 degrees in the (H, W) plane
 
@@ -154,7 +154,6 @@ class PCRLForPretraining(MomentumCopiesMixin, RestorationModel):
     """PCRL: momentum contrast + transformation-conditioned and hybrid restoration."""
 
     config_class = PCRLConfig
-    family = "contrastive"
     momentum_copies = ("momentum_backbone", "momentum_projector")
 
     def __init__(self, config: PCRLConfig) -> None:

@@ -1,8 +1,13 @@
-"""Registry of pretext tasks: names → model classes, and multi-SSL specs like ``rot:0.5+simclr``.
+"""Registry of pretext tasks: the one place that says which methods exist and what they are.
 
-Each method lives in its own module and registers itself with :func:`register_pretext` when
-imported; ``_METHOD_MODULES`` says which module to import for a name, so that asking for one
-method imports only that method's file.
+``METHODS`` holds one :class:`MethodInfo` per method (its module, family, the dimensions it
+supports, whether it trains a U-Net decoder or needs a ViT, its aliases, whether the paper
+benchmarks it). Everything else - model cards, the studies, the trainer's help, the factory -
+asks this module (``get_method_info``, ``list_pretext_tasks``, ``method_family``) instead of
+keeping a list of its own. Looking metadata up imports neither torch nor any method module.
+
+Each method lives in its own module and registers its model class with :func:`register_pretext`
+when imported; asking for one method's class imports only that method's file.
 """
 
 from __future__ import annotations
@@ -17,21 +22,101 @@ from hfssl.errors import ConfigError
 if TYPE_CHECKING:
     from hfssl.pretext.base import PretextModel
 
-# name -> module defining it (the paper's ten methods + MoCo v2 and MAE); add one line per new method.
-_METHOD_MODULES: dict[str, str] = {
-    "rpl": "hfssl.pretext.rpl",
-    "rot": "hfssl.pretext.rot",
-    "jigsaw": "hfssl.pretext.jigsaw",
-    "rkb": "hfssl.pretext.rkb",
-    "rkb_plus": "hfssl.pretext.rkb",
-    "ae": "hfssl.pretext.ae",
-    "mg": "hfssl.pretext.mg",
-    "simclr": "hfssl.pretext.simclr",
-    "byol": "hfssl.pretext.byol",
-    "pcrl": "hfssl.pretext.pcrl",
-    "mocov2": "hfssl.pretext.mocov2",
-    "mae": "hfssl.pretext.mae",
-}
+FAMILIES = ("predictive", "generative", "contrastive")
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What hfssl knows about one pretext method, without importing it."""
+
+    name: str
+    module: str
+    family: str  # predictive | generative | contrastive (MAE, masked image modelling: generative)
+    spatial_dims: tuple[int, ...] = (2, 3)
+    unet_decoder: bool = False  # trains a U-Net decoder (``decoder_channels`` / ``skip_connections``)
+    needs_vit: bool = False  # the backbone must be a timm VisionTransformer
+    aliases: tuple[str, ...] = ()
+    in_paper: bool = True  # one of the paper's ten methods (Zhang et al. 2023)
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"{self.name}: family must be one of {FAMILIES}, got {self.family!r}")
+        if not self.spatial_dims or not set(self.spatial_dims) <= {2, 3}:
+            raise ValueError(f"{self.name}: spatial_dims must be some of (2, 3), got {self.spatial_dims}")
+
+
+def _methods(*infos: MethodInfo) -> dict[str, MethodInfo]:
+    return {info.name: info for info in infos}
+
+
+# One line per method (the paper's ten methods, then MoCo v2 and MAE); add one for a new method.
+METHODS: dict[str, MethodInfo] = _methods(
+    MethodInfo("rpl", "hfssl.pretext.rpl", "predictive"),
+    MethodInfo("rot", "hfssl.pretext.rot", "predictive"),
+    MethodInfo("jigsaw", "hfssl.pretext.jigsaw", "predictive"),
+    MethodInfo("rkb", "hfssl.pretext.rkb", "predictive"),
+    MethodInfo("rkb_plus", "hfssl.pretext.rkb", "predictive", aliases=("rkb+",)),
+    MethodInfo("ae", "hfssl.pretext.ae", "generative", unet_decoder=True),
+    MethodInfo("mg", "hfssl.pretext.mg", "generative", unet_decoder=True),
+    MethodInfo("simclr", "hfssl.pretext.simclr", "contrastive"),
+    MethodInfo("byol", "hfssl.pretext.byol", "contrastive"),
+    MethodInfo("pcrl", "hfssl.pretext.pcrl", "contrastive", unet_decoder=True),
+    MethodInfo("mocov2", "hfssl.pretext.mocov2", "contrastive", in_paper=False),
+    MethodInfo("mae", "hfssl.pretext.mae", "generative", spatial_dims=(2,), needs_vit=True, in_paper=False),
+)
+
+# the combination of several methods (``rot+simclr``) is a model of its own, not a method
+MULTI = "multi"
+_MULTI_MODULE = "hfssl.pretext.multi"
+
+_ALIASES: dict[str, str] = {alias: info.name for info in METHODS.values() for alias in info.aliases}
+
+
+def canonical_name(name: str) -> str:
+    """``"RKB+"`` / ``"rkb-plus"`` -> ``"rkb_plus"``; unknown names come back normalised, unchanged."""
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key).replace("-", "_")
+    return _ALIASES.get(key, key)
+
+
+def get_method_info(name: str) -> MethodInfo:
+    """The :class:`MethodInfo` of one method (aliases such as ``rkb+`` accepted)."""
+    key = canonical_name(name)
+    if key not in METHODS:
+        raise ConfigError(
+            f"unknown pretext task {name!r}",
+            f"use one of {', '.join(METHODS)}, or a combination such as rot+simclr",
+        )
+    return METHODS[key]
+
+
+def list_pretext_tasks(
+    family: str | None = None, spatial_dims: int | None = None, *, in_paper: bool | None = None
+) -> list[str]:
+    """Names of the single pretext tasks (combinations are written ``rot+simclr``), optionally only
+    those of one ``family``, those that support ``spatial_dims``, or those the paper benchmarks."""
+    if family is not None and family not in FAMILIES:
+        raise ConfigError(f"unknown method family {family!r}", f"use one of {', '.join(FAMILIES)}")
+    return [
+        info.name
+        for info in METHODS.values()
+        if (family is None or info.family == family)
+        and (spatial_dims is None or spatial_dims in info.spatial_dims)
+        and (in_paper is None or info.in_paper == in_paper)
+    ]
+
+
+def method_family(spec: str) -> str:
+    """The family of a method spec: predictive / generative / contrastive, ``multi`` for a
+    combination (``"rot:0.5+simclr"``), ``unknown`` for a name hfssl does not know."""
+    text = spec.strip().lower()
+    if text in _ALIASES:
+        return METHODS[_ALIASES[text]].family
+    if "+" in text or text == MULTI:
+        return MULTI
+    info = METHODS.get(canonical_name(text.split(":")[0]))
+    return info.family if info is not None else "unknown"
+
 
 _REGISTRY: dict[str, type[PretextModel]] = {}
 
@@ -44,12 +129,25 @@ def register_pretext(name: str):
             raise ValueError(
                 f"pretext task {name!r} registered twice ({_REGISTRY[name].__name__}, {cls.__name__})"
             )
+        _check_against_registry(name, cls)
         _REGISTRY[name] = cls
         cls.method_name = name
         _register_auto(cls)
         return cls
 
     return wrap
+
+
+def _check_against_registry(name: str, cls) -> None:
+    """A model class takes its family from ``METHODS`` (one source); its ViT need must agree."""
+    if name == MULTI:
+        return
+    if name not in METHODS:
+        raise ValueError(f"pretext task {name!r} has no line in hfssl.pretext.registry.METHODS; add one")
+    info = METHODS[name]
+    cls.family = info.family
+    if (cls.config_class.backbone_family == "vit") != info.needs_vit:
+        raise ValueError(f"{name}: needs_vit={info.needs_vit} in METHODS, but its config says otherwise")
 
 
 def _register_auto(cls) -> None:
@@ -63,23 +161,12 @@ def _register_auto(cls) -> None:
     AutoModelForPreTraining.register(config_class, cls, exist_ok=True)
 
 
-def list_pretext_tasks() -> list[str]:
-    """Names of every single pretext task (combinations are written ``rot+simclr``)."""
-    return list(_METHOD_MODULES)
-
-
 def get_pretext_class(name: str) -> type[PretextModel]:
     """The model class of one pretext task, importing its module on first use."""
-    key = name.strip().lower().replace("-", "_")
-    key = "rkb_plus" if key == "rkb+" else key
-    if key not in _METHOD_MODULES:
-        raise ConfigError(
-            f"unknown pretext task {name!r}",
-            f"use one of {', '.join(_METHOD_MODULES)}, or a combination such as rot+simclr",
-        )
-    if key not in _REGISTRY:
-        importlib.import_module(_METHOD_MODULES[key])
-    return _REGISTRY[key]
+    info = get_method_info(name)
+    if info.name not in _REGISTRY:
+        importlib.import_module(info.module)
+    return _REGISTRY[info.name]
 
 
 @dataclass(frozen=True)
@@ -109,8 +196,11 @@ def parse_method_spec(spec: str) -> MethodSpec:
 
     ``rkb+`` is accepted as a spelling of ``rkb_plus``.
     """
-    # "rkb+" names RKB+ only where the '+' cannot be a separator ("rkb+simclr" is two methods).
-    text = re.sub(r"rkb\+(?=$|\+|:)", "rkb_plus", spec.strip().lower())
+    # an alias ending in '+' ("rkb+") counts only where the '+' cannot be a separator
+    # ("rkb+simclr" is two methods)
+    text = spec.strip().lower()
+    for alias, name in _ALIASES.items():
+        text = re.sub(rf"(?<![a-z0-9_]){re.escape(alias)}(?=$|\+|:)", name, text)
     if not text:
         raise ConfigError(
             "empty pretext method", "give a method such as rot, or a combination such as rot+simclr"
@@ -124,10 +214,10 @@ def parse_method_spec(spec: str) -> MethodSpec:
                 f"cannot read pretext method spec {spec!r} at {term!r}",
                 "write methods joined by '+', each optionally ':weight', e.g. rot:0.5+simclr:1",
             )
-        name = match.group(1).replace("-", "_")
-        if name not in _METHOD_MODULES:
+        name = canonical_name(match.group(1))
+        if name not in METHODS:
             raise ConfigError(
-                f"unknown pretext task {name!r} in {spec!r}", f"use names from: {', '.join(_METHOD_MODULES)}"
+                f"unknown pretext task {name!r} in {spec!r}", f"use names from: {', '.join(METHODS)}"
             )
         if name in methods:
             raise ConfigError(f"pretext task {name!r} appears twice in {spec!r}", "list each method once")
@@ -148,5 +238,5 @@ def parse_method_spec(spec: str) -> MethodSpec:
 def register_all() -> None:
     """Import every method module (and multi-SSL), so all pretext configs/models are registered
     with ``AutoConfig`` / ``AutoModelForPreTraining``. ``import hfssl`` calls this."""
-    for module in dict.fromkeys([*_METHOD_MODULES.values(), "hfssl.pretext.multi"]):
+    for module in dict.fromkeys([*(info.module for info in METHODS.values()), _MULTI_MODULE]):
         importlib.import_module(module)

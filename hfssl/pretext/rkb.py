@@ -37,9 +37,8 @@ from hfssl.pretext.blocks import (
     hamming_permutation_set,
     rubik_cubes,
 )
-from hfssl.pretext.jigsaw import check_permutation_config, default_grid
 from hfssl.pretext.registry import register_pretext
-from hfssl.pretext.rpl import check_tile_config, resize_tiles
+from hfssl.pretext.shared import check_permutation_config, check_tile_config, default_grid, resize_tiles
 
 
 @strict
@@ -173,7 +172,6 @@ class RKBForPretraining(PretextModel):
     """Rubik's cube: cube ordering + per-cube horizontal / vertical rotation recognition."""
 
     config_class = RKBConfig
-    family = "predictive"
 
     def __init__(self, config: RKBConfig) -> None:
         super().__init__(config)

@@ -75,7 +75,6 @@ class RotForPretraining(PretextModel):
     """Rotation prediction on a shared backbone."""
 
     config_class = RotConfig
-    family = "predictive"
 
     def __init__(self, config: RotConfig) -> None:
         super().__init__(config)
@@ -91,7 +90,7 @@ class RotForPretraining(PretextModel):
     def augment(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The pre-rotation augmentation: random resized crop, then horizontal flip (see the module doc)."""
         from hfssl.data.augment import RandomFlip, RandomResizedCrop
-        from hfssl.pretext.simclr import cpu_generator
+        from hfssl.pretext.shared import cpu_generator
 
         gen = cpu_generator(generator)  # the batched transforms draw their parameters on the CPU
         images = pixel_values

@@ -15,7 +15,6 @@ need a minimum input side (the 3D U-Net encoder's three max-pools need 8 voxels)
 tiles upsampled to it automatically.
 """
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -23,57 +22,10 @@ from huggingface_hub.dataclasses import strict
 from torch.nn import functional as F
 
 from hfssl.errors import ConfigError
-from hfssl.models import HfsslConfig
 from hfssl.pretext.base import PretextConfig, PretextModel, PretextOutput, accuracy
-from hfssl.pretext.blocks import classification_head, encode_tiles, patch_geometry, rpl_pairs
+from hfssl.pretext.blocks import classification_head, encode_tiles, rpl_pairs
 from hfssl.pretext.registry import register_pretext
-
-# Smallest tile side each backbone accepts (others: any side >= 1). The U-Net encoder max-pools
-# (kernel 2, floor) three times, so 7^3 tiles would shrink to nothing.
-_MIN_TILE_SIDE: dict[str, int] = {"unet3d_encoder": 8}
-
-
-def min_tile_side(backbone: HfsslConfig) -> int:
-    """Smallest tile side the backbone can encode."""
-    return _MIN_TILE_SIDE.get(backbone.backbone, 1)
-
-
-def check_tile_config(
-    backbone: HfsslConfig, grid: int, gap: int | None, jitter: int | None, tile_size: int | None
-) -> tuple[int, ...]:
-    """Validate a grid task's geometry for the backbone's ``image_size``; returns the cut patch size.
-
-    Raises :class:`ConfigError` when the image is too small for the grid or ``tile_size`` is
-    below what the backbone accepts.
-    """
-    size, _, _ = patch_geometry((backbone.image_size,) * backbone.spatial_dims, grid, gap, jitter)
-    minimum = min_tile_side(backbone)
-    if tile_size is not None and tile_size < minimum:
-        raise ConfigError(
-            f"tile_size={tile_size} is too small for the {backbone.backbone} backbone (needs >= {minimum})",
-            f"use tile_size >= {minimum}, or leave it unset to resize only when needed",
-        )
-    return size
-
-
-def resize_tiles(tiles: torch.Tensor, backbone: HfsslConfig, tile_size: int | None) -> torch.Tensor:
-    """Resize tiles ``(B, T, C, *size)`` to ``tile_size`` (or up to the backbone's minimum side).
-
-    Unchanged when ``tile_size`` is ``None`` and the tiles are large enough for the backbone.
-    (Bi/trilinear interpolation, ``align_corners=False``.)
-    """
-    spatial = tuple(tiles.shape[3:])
-    target: Sequence[int] | None = None
-    if tile_size is not None:
-        target = (tile_size,) * len(spatial)
-    elif min(spatial) < min_tile_side(backbone):
-        side = min_tile_side(backbone)
-        target = tuple(max(s, side) for s in spatial)
-    if target is None or tuple(target) == spatial:
-        return tiles
-    mode = "bilinear" if len(spatial) == 2 else "trilinear"
-    flat = F.interpolate(tiles.flatten(0, 1), size=tuple(target), mode=mode, align_corners=False)
-    return flat.reshape(*tiles.shape[:3], *target)
+from hfssl.pretext.shared import check_tile_config, resize_tiles
 
 
 @strict
@@ -128,7 +80,6 @@ class RPLForPretraining(PretextModel):
     """Relative patch location: classify the position of a patch relative to the centre patch."""
 
     config_class = RPLConfig
-    family = "predictive"
 
     def __init__(self, config: RPLConfig) -> None:
         super().__init__(config)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hfssl.errors import ConfigError
+from hfssl.pretext.registry import list_pretext_tasks
 
 __all__ = ["ARGUMENT_CLASSES", "DataArguments", "ModelArguments", "PretrainingArguments"]
 
@@ -42,7 +43,7 @@ class ModelArguments:
 
     method: str = field(
         metadata={
-            "help": "pretext method(s): rpl rot jigsaw rkb rkb_plus ae mg simclr byol pcrl mocov2 mae, or a "
+            "help": f"pretext method(s): {' '.join(list_pretext_tasks())}, or a "
             "combination with weights, e.g. rot:0.5+simclr or mg:learned+byol"
         }
     )

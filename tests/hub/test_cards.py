@@ -126,6 +126,8 @@ def test_rendering_is_deterministic(run_dir):
         ("rkb_plus", "predictive"),
         ("mg", "generative"),
         ("mocov2", "contrastive"),
+        ("mae", "generative"),
+        ("rkb+", "predictive"),
         ("rot:0.5+simclr", "multi"),
     ],
 )

@@ -83,3 +83,20 @@ def assert_round_trip(model: PretextModel, pixel_values: torch.Tensor) -> None:
         reloaded = HfsslModel.from_pretrained(bb_dir).eval()
         exported.eval()
         assert torch.equal(exported(pixel_values).pooler_output, reloaded(pixel_values).pooler_output)
+
+
+def assert_grads_reach_backbone(model: PretextModel) -> None:
+    """After ``backward``: every gradient is finite, and some backbone parameter has a non-zero one.
+
+    (``all(isfinite(p.grad) for p ... if p.grad is not None)`` alone passes when nothing flows.)
+    """
+    grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+    assert grads, "no parameter received a gradient"
+    bad = [name for name, g in grads.items() if not torch.isfinite(g).all()]
+    assert not bad, f"non-finite gradients: {bad[:5]}"
+    backbone = [
+        g
+        for name, p in model.backbone.named_parameters()
+        if (g := p.grad) is not None and bool(g.abs().sum() > 0)
+    ]
+    assert backbone, "the loss's gradient does not reach the backbone"

@@ -11,7 +11,14 @@ from hfssl.errors import ConfigError
 from hfssl.pretext.blocks import hamming_permutation_set, min_hamming_distance
 from hfssl.pretext.jigsaw import JigsawConfig, JigsawForPretraining
 from hfssl.pretext.registry import get_pretext_class
-from tests.pretext._helpers import assert_round_trip, backbone_2d, backbone_3d, evaluate, train_briefly
+from tests.pretext._helpers import (
+    assert_grads_reach_backbone,
+    assert_round_trip,
+    backbone_2d,
+    backbone_3d,
+    evaluate,
+    train_briefly,
+)
 from tests.pretext.test_rpl import assert_is_slice, patch_origin, position_coded
 
 
@@ -62,7 +69,7 @@ def test_forward_backward_2d_and_round_trip(breast28):
     assert out.logits.shape == (3, 100) and out.embeddings.shape == (3, model.backbone.num_features)
     assert abs(out.loss.item() - math.log(100)) < 0.5
     out.loss.backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert_grads_reach_backbone(model)
     # default head: FC 1024-1024-#perm on the 9 concatenated tile embeddings
     default = JigsawForPretraining(JigsawConfig(backbone_config=backbone_2d()))
     linears = [m for m in default.head if isinstance(m, torch.nn.Linear)]
@@ -77,7 +84,7 @@ def test_forward_backward_3d(adrenal28):
     out = model(adrenal28["train"][:2], generator=torch.Generator().manual_seed(0))
     assert out.logits.shape == (2, 100) and torch.isfinite(out.loss)
     out.loss.backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert_grads_reach_backbone(model)
 
 
 @pytest.mark.parametrize(

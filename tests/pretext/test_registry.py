@@ -1,5 +1,6 @@
 """``import hfssl`` registers every pretext task with transformers' Auto classes."""
 
+import pytest
 import torch
 from transformers import AutoConfig, AutoModelForPreTraining
 
@@ -27,3 +28,41 @@ def test_auto_model_for_pretraining_round_trip(tmp_path):
     assert type(loaded) is type(model)
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_method_metadata_has_one_source():
+    """Each model class's family comes from ``METHODS``; ViT and 2D/3D needs agree with it."""
+    from hfssl.pretext.registry import METHODS, get_method_info, get_pretext_class, method_family
+
+    for name, info in METHODS.items():
+        cls = get_pretext_class(name)
+        assert cls.family == info.family == method_family(name), name
+        assert cls.method_name == name and cls.__module__ == info.module
+        assert (cls.config_class.backbone_family == "vit") == info.needs_vit, name
+    assert get_method_info("mae").family == "generative"  # masked image modelling, everywhere
+    assert get_method_info("RKB+") is METHODS["rkb_plus"] is get_method_info("rkb-plus")
+    assert method_family("rkb+") == "predictive" and method_family("rot:0.5+simclr") == "multi"
+    assert method_family("nope") == "unknown"
+
+
+def test_list_pretext_tasks_filters():
+    from hfssl.errors import ConfigError
+    from hfssl.pretext.registry import list_pretext_tasks
+
+    assert "mae" in list_pretext_tasks("generative", spatial_dims=2)
+    assert "mae" not in list_pretext_tasks(spatial_dims=3)
+    assert set(list_pretext_tasks("contrastive")) == {"simclr", "byol", "pcrl", "mocov2"}
+    assert len(list_pretext_tasks(in_paper=True)) == 10
+    with pytest.raises(ConfigError):
+        list_pretext_tasks("discriminative")
+
+
+def test_metadata_lookups_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from hfssl.pretext.registry import method_family, list_pretext_tasks; "
+        "method_family('mae'); list_pretext_tasks(); assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -14,7 +14,14 @@ from hfssl.errors import ConfigError
 from hfssl.pretext.blocks import hamming_permutation_set, rotate_cubes
 from hfssl.pretext.registry import get_pretext_class, parse_method_spec
 from hfssl.pretext.rkb import RKBConfig, RKBForPretraining, RKBPlusConfig, RKBPlusForPretraining
-from tests.pretext._helpers import assert_round_trip, backbone_2d, backbone_3d, evaluate, train_briefly
+from tests.pretext._helpers import (
+    assert_grads_reach_backbone,
+    assert_round_trip,
+    backbone_2d,
+    backbone_3d,
+    evaluate,
+    train_briefly,
+)
 from tests.pretext.test_rpl import assert_is_slice, patch_origin, position_coded
 
 
@@ -114,7 +121,7 @@ def test_forward_backward_2d_and_round_trip(breast28, cls, config_cls):
     assert torch.allclose(out.loss.detach(), expected)
     assert (out.mask_logits is not None) == (cls is RKBPlusForPretraining)
     out.loss.backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert_grads_reach_backbone(model)
     assert_round_trip(model, x)
     with tempfile.TemporaryDirectory() as tmp:  # the Auto classes pick RKB vs RKB+ from model_type
         model.save_pretrained(tmp)
@@ -130,7 +137,7 @@ def test_forward_backward_3d(adrenal28, cls, config_cls):
     assert out.logits.shape == (2, 100) and out.hrot_logits.shape == (2, 8)
     assert torch.isfinite(out.loss)
     out.loss.backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert_grads_reach_backbone(model)
 
 
 def test_loss_weights_are_applied():
