@@ -59,7 +59,9 @@ def main() -> None:
     from eval_suite.runner import EvalConfig, evaluate
 
     settings = {
-        "scratch": dict(checkpoint=args.backbone_spec, protocol="scratch", preset="quick", epochs=args.epochs),
+        "scratch": dict(
+            checkpoint=args.backbone_spec, protocol="scratch", preset="quick", epochs=args.epochs
+        ),
         "linear_ssl": dict(checkpoint=args.checkpoint, protocol="linear"),
     }
     rows = []
@@ -78,7 +80,12 @@ def main() -> None:
                 **kw,
             )
             records = evaluate(cfg)
-            row = {"setting": setting, "head": head, "metrics": summary(records), "wall_s": time.perf_counter() - t0}
+            row = {
+                "setting": setting,
+                "head": head,
+                "metrics": summary(records),
+                "wall_s": time.perf_counter() - t0,
+            }
             row["record_ids"] = [r["record_id"] for r in records]
             row["thresholds"] = [r.get("fit", {}).get("thresholds") for r in records]
             rows.append(row)
@@ -97,7 +104,7 @@ def main() -> None:
     }
     (out / "ordinal_heads.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [
-        f"| setting | head | QWK | balanced acc | min grade recall | MAE | macro-AUC | ECE |",
+        "| setting | head | QWK | balanced acc | min grade recall | MAE | macro-AUC | ECE |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:

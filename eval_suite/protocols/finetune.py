@@ -281,10 +281,9 @@ def run_finetune(
 
     if mode not in ("finetune", "warmup", "frozen", "scratch"):
         raise ConfigError(f"unknown training mode {mode!r}", "use finetune, warmup, frozen or scratch")
-    from hfssl.models import ordinal_num_outputs
-
     from eval_suite.protocols.ordinal import apply_thresholds
     from eval_suite.protocols.ordinal import tune_thresholds as tune
+    from hfssl.models import ordinal_num_outputs
 
     torch.manual_seed(seed)
     head = (ordinal_head or "regression") if task == "ordinal" else None

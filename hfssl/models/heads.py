@@ -22,7 +22,6 @@ from torch import nn
 from hfssl.errors import ConfigError, DataError
 from hfssl.models.layers import init_module_weights
 
-
 ORDINAL_HEADS: tuple[str, ...] = ("regression", "classification", "cumulative")
 DEFAULT_ORDINAL_HEAD = "cumulative"
 """Chosen on the graded test bed (``reports/ordinal/``): see README "Graded labels"."""

@@ -208,8 +208,8 @@ def test_ordinal_mae_and_confusion_matrix_equal_sklearn():
     from sklearn.metrics import confusion_matrix, mean_absolute_error
 
     from eval_suite.metrics import compute_classification_metrics
-    from eval_suite.stats import _vectorised_metrics
     from eval_suite.metrics._core import prepare_classification
+    from eval_suite.stats import _vectorised_metrics
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 5, 200)
@@ -217,7 +217,9 @@ def test_ordinal_mae_and_confusion_matrix_equal_sklearn():
     m = compute_classification_metrics(y, proba, task="ordinal")
     pred = proba.argmax(1)
     assert m["mae"] == pytest.approx(mean_absolute_error(y, pred))
-    assert [m["confusion_matrix"][str(i)] for i in range(5)] == confusion_matrix(y, pred, labels=range(5)).tolist()
+    assert [m["confusion_matrix"][str(i)] for i in range(5)] == confusion_matrix(
+        y, pred, labels=range(5)
+    ).tolist()
     inp = prepare_classification(y, proba, "ordinal")
     assert _vectorised_metrics(inp, np.ones((1, 200)), ["mae"])["mae"][0] == pytest.approx(m["mae"])
     with pytest.raises(Exception, match="graded"):
