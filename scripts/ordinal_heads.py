@@ -109,7 +109,10 @@ def main() -> None:
     ]
     for row in rows:
         m = row["metrics"]
-        cell = lambda k: f"{m[k]['mean']:.3f} ± {m[k]['std']:.3f}" if k in m else "—"  # noqa: E731
+
+        def cell(k: str, m: dict = m) -> str:
+            return f"{m[k]['mean']:.3f} ± {m[k]['std']:.3f}" if k in m else "—"
+
         lines.append(
             f"| {row['setting']} | {row['head']} | {cell('qwk')} | {cell('balanced_accuracy')} | "
             f"{cell('min_recall')} | {cell('mae')} | {cell('auc')} | {cell('ece')} |"

@@ -40,7 +40,9 @@ def test_graded_test_bed_is_reproducible_skewed_and_visible(data_dir):
     imgs = np.asarray(a["train"].with_format("numpy")["image"])
     src = np.asarray(load_source("breastmnist")["train"].with_format("numpy")["image"])
     grades = np.asarray(a["train"]["label"])
-    changed = [(np.abs(imgs[grades == g].astype(int) - src[grades == g]) > 0).sum((1, 2)).mean() for g in range(5)]
+    changed = [
+        (np.abs(imgs[grades == g].astype(int) - src[grades == g]) > 0).sum((1, 2)).mean() for g in range(5)
+    ]
     assert changed[0] == 0 and all(changed[g] < changed[g + 1] for g in range(4))
 
 
@@ -141,8 +143,13 @@ def test_every_ordinal_head_learns_the_graded_test_bed(graded_runs, head):
 
 def test_non_ordinal_records_have_no_ordinal_entries(tmp_path, data_dir):
     cfg = EvalConfig(
-        checkpoint=TIMM_2D, protocol="linear", max_train_samples=32, max_eval_samples=32, n_bootstrap=20,
-        results_dir=str(tmp_path / "r"), cache_dir=str(tmp_path / "c"),
+        checkpoint=TIMM_2D,
+        protocol="linear",
+        max_train_samples=32,
+        max_eval_samples=32,
+        n_bootstrap=20,
+        results_dir=str(tmp_path / "r"),
+        cache_dir=str(tmp_path / "c"),
     )
     record = evaluate(cfg)[0]
     assert "ordinal_head" not in record["protocol"]["params"]
@@ -155,7 +162,10 @@ def test_non_ordinal_records_have_no_ordinal_entries(tmp_path, data_dir):
         (dict(dataset="breastmnist", ordinal_head="cumulative"), "needs graded labels"),
         (dict(dataset="graded:breastmnist", ordinal_head="ordinalish"), "unknown ordinal head"),
         (dict(dataset="graded:breastmnist", ordinal_head="regression", loss="focal"), "regressed grade"),
-        (dict(dataset="graded:breastmnist", ordinal_head="regression", mixup=0.2, protocol="scratch"), "regressed grade"),
+        (
+            dict(dataset="graded:breastmnist", ordinal_head="regression", mixup=0.2, protocol="scratch"),
+            "regressed grade",
+        ),
         (dict(dataset="graded:breastmnist", ordinal_head="cumulative", protocol="knn"), "no ordinal head"),
     ],
 )
