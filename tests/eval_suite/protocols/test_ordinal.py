@@ -102,18 +102,16 @@ def test_linear_classification_head_is_sklearn_multinomial():
 
 @pytest.fixture(scope="module")
 def graded_runs(tmp_path_factory, data_dir):
-    """Every head, scratch, a short CPU run on the graded test bed (balanced-ish policies where they apply)."""
+    """Every head as a linear probe of frozen (random-init resnet10t) features of the graded test
+    bed: real images, the whole split, a few seconds each on a CPU."""
     tmp = tmp_path_factory.mktemp("graded")
     out = {}
     for head in ("regression", "classification", "cumulative"):
         cfg = EvalConfig(
             checkpoint=TIMM_2D,
             dataset="graded:breastmnist",
-            protocol="scratch",
+            protocol="linear",
             ordinal_head=head,
-            preset="quick",
-            epochs=6,
-            batch_size=32,
             n_bootstrap=50,
             loss="ce" if head == "regression" else "weighted",
             results_dir=str(tmp / "results"),
@@ -132,13 +130,38 @@ def test_every_ordinal_head_learns_the_graded_test_bed(graded_runs, head):
     validate_record(record)
     m = record["metrics"]
     assert record["protocol"]["params"]["ordinal_head"] == head
-    assert m["qwk"] > 0.3, m["qwk"]
+    assert m["qwk"] > 0.5, m["qwk"]
     assert min(m["per_class"]["recall"]) > 0, m["per_class"]["recall"]
     assert sum(sum(row) for row in m["confusion_matrix"].values()) == record["dataset"]["n_eval"]
     if head == "regression":
         assert "auc" not in m and len(record["fit"]["thresholds"]) == 4
     else:
         assert 0.5 < m["auc"] <= 1 and 0 <= m["ece"] <= 1 and record["policy"]["loss"] == "weighted"
+
+
+def test_cumulative_head_trains_end_to_end_with_weighted_loss_and_mixup(tmp_path, data_dir):
+    """A short scratch run of the cumulative head takes the policies a regressed grade cannot."""
+    cfg = EvalConfig(
+        checkpoint=TIMM_2D,
+        dataset="graded:breastmnist",
+        protocol="scratch",
+        ordinal_head="cumulative",
+        loss="weighted",
+        mixup=0.2,
+        preset="quick",
+        epochs=3,
+        batch_size=32,
+        n_bootstrap=50,
+        results_dir=str(tmp_path / "r"),
+        cache_dir=str(tmp_path / "c"),
+        device="cpu",
+    )
+    record = evaluate(cfg)[0]
+    m = record["metrics"]
+    assert record["policy"]["mixup"] == 0.2 and record["protocol"]["params"]["ordinal_head"] == "cumulative"
+    history = record["fit"]["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert m["auc"] > 0.6, m["auc"]  # 3 CPU epochs rank the grades; the linear probes above grade them
 
 
 def test_non_ordinal_records_have_no_ordinal_entries(tmp_path, data_dir):
