@@ -200,7 +200,9 @@ class SoftTargetLoss:
         return per_class.sum(dim=1).mean()
 
 
-def make_loss(loss: str, class_counts: list[int], task: str, gamma: float = 2.0, ordinal_head: str | None = None):
+def make_loss(
+    loss: str, class_counts: list[int], task: str, gamma: float = 2.0, ordinal_head: str | None = None
+):
     """The training loss for a classification task, called as ``loss(outputs, target)``.
 
     ``target`` is one-hot (possibly mixed) ``(B, K)``, or the grade ``(B,)`` for the regression

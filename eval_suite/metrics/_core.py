@@ -279,7 +279,9 @@ def mae(inp: ClassificationInputs) -> float:
     from sklearn.metrics import mean_absolute_error
 
     if inp.task != "ordinal":
-        raise ConfigError(f"mae (mean absolute grade error) needs graded labels; this is a {inp.task} task", "drop 'mae'")
+        raise ConfigError(
+            f"mae (mean absolute grade error) needs graded labels; this is a {inp.task} task", "drop 'mae'"
+        )
     return float(mean_absolute_error(inp.y_true, inp.y_pred))
 
 

@@ -82,7 +82,9 @@ def tune_thresholds(values: np.ndarray | None, labels: np.ndarray | None, num_gr
             hi = cuts[j + 1] if j < num_grades - 2 else max(v.max(), cuts[-1]) + 1e-6
             inside = v[(v > lo) & (v < hi)]
             candidates = np.unique(
-                np.concatenate([np.quantile(inside, np.linspace(0, 1, _CANDIDATES)) if inside.size else [], [lo, hi]])
+                np.concatenate(
+                    [np.quantile(inside, np.linspace(0, 1, _CANDIDATES)) if inside.size else [], [lo, hi]]
+                )
             )
             lo_ok = lo + MIN_GAP if j > 0 else lo
             hi_ok = hi - MIN_GAP if j < num_grades - 2 else hi
