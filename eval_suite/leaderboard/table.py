@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eval_suite.leaderboard.collect import Collection, MetricSummary, RunSet, Setting, record_metric
-from hfssl.errors import HfsslError
+from hfssl.errors import ConfigError, HfsslError
 
 BASELINE_FALLBACK_PROTOCOLS = {"warmup", "frozen"}
 
@@ -181,8 +181,6 @@ def build_leaderboard(
     """Rank every setting's run sets by ``metric`` (default: balanced accuracy / Dice by task;
     ``ordinal_metric`` -- ``qwk`` or ``balanced_accuracy`` -- for graded labels)."""
     if ordinal_metric not in ORDINAL_RANK_METRICS:
-        from hfssl.errors import ConfigError
-
         raise ConfigError(
             f"unknown ordinal ranking metric {ordinal_metric!r}",
             f"use one of: {', '.join(ORDINAL_RANK_METRICS)}",

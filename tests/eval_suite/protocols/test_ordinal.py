@@ -184,7 +184,10 @@ def test_non_ordinal_records_have_no_ordinal_entries(tmp_path, data_dir):
     [
         (dict(dataset="breastmnist", ordinal_head="cumulative"), "needs graded labels"),
         (dict(dataset="graded:breastmnist", ordinal_head="ordinalish"), "unknown ordinal head"),
-        (dict(dataset="graded:breastmnist", ordinal_head="regression", loss="focal"), "regressed grade"),
+        (
+            dict(dataset="graded:breastmnist", ordinal_head="regression", loss="focal", protocol="scratch"),
+            "regressed grade",
+        ),
         (
             dict(dataset="graded:breastmnist", ordinal_head="regression", mixup=0.2, protocol="scratch"),
             "regressed grade",
