@@ -200,19 +200,49 @@ class SoftTargetLoss:
         return per_class.sum(dim=1).mean()
 
 
-def make_loss(loss: str, class_counts: list[int], task: str, gamma: float = 2.0):
-    """The training loss for a classification task (ordinal: MSE on the grade; policies do not apply)."""
+def make_loss(
+    loss: str, class_counts: list[int], task: str, gamma: float = 2.0, ordinal_head: str | None = None
+):
+    """The training loss for a classification task, called as ``loss(outputs, target)``.
+
+    ``target`` is one-hot (possibly mixed) ``(B, K)``, or the grade ``(B,)`` for the regression
+    ordinal head. Ordinal heads: ``regression`` -> MSE on the grade (loss policies do not apply);
+    ``classification`` -> the same soft-target CE / weighted / focal loss as any class;
+    ``cumulative`` -> binary cross-entropy over the K-1 ``[y > j]`` tasks, ``weighted`` weighting
+    each sample by its grade's class weight, ``focal`` using the focal form of each binary term."""
     import torch
 
-    if task == "ordinal":
-        if loss != "ce":
-            raise ConfigError(
-                f"loss {loss!r} does not apply to ordinal regression (trained with MSE)", "use --loss ce"
-            )
-        mse = torch.nn.MSELoss()
-        return lambda out, grade: mse(out.view(-1), grade.view(-1).float())
     weights = class_weights(class_counts) if loss == "weighted" else None
+    if task == "ordinal":
+        head = ordinal_head or "regression"
+        if head == "regression":
+            if loss != "ce":
+                raise ConfigError(
+                    f"loss {loss!r} does not apply to the regression ordinal head (trained with MSE)",
+                    "use --loss ce, or --ordinal-head classification|cumulative for per-grade losses",
+                )
+            mse = torch.nn.MSELoss()
+            return lambda out, grade: mse(out.view(-1), grade.view(-1).float())
+        if head == "cumulative":
+            return CumulativeLoss(len(class_counts), weights, gamma if loss == "focal" else 0.0)
     return SoftTargetLoss("focal" if loss == "focal" else "ce", weights, gamma)
+
+
+class CumulativeLoss:
+    """``hfssl.models.cumulative_loss`` on (soft) one-hot targets, with per-grade sample weights."""
+
+    def __init__(self, num_grades: int, weights: np.ndarray | None = None, gamma: float = 0.0) -> None:
+        import torch
+
+        self.num_grades = num_grades
+        self.gamma = gamma
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from hfssl.models import cumulative_loss
+
+        sample_weight = None if self.weights is None else target.float() @ self.weights.to(target.device)
+        return cumulative_loss(logits, target, self.num_grades, sample_weight=sample_weight, gamma=self.gamma)
 
 
 def make_augment(augment: str, spatial_dims: int, seed: int):

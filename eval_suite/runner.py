@@ -84,6 +84,18 @@ class EvalConfig:
         default="auc", metadata={"help": "validation metric that picks the best epoch"}
     )
     head: str = field(default="linear", metadata={"help": "classification head: linear or mlp (GAP-FC1024)"})
+    ordinal_head: str | None = field(
+        default=None,
+        metadata={
+            "help": "graded (ordinal) tasks: regression (one regressed grade), classification (K-way "
+            "softmax) or cumulative (K-1 rank-consistent logits, CORAL); default "
+            "hfssl.models.DEFAULT_ORDINAL_HEAD"
+        },
+    )
+    tune_thresholds: bool = field(
+        default=True,
+        metadata={"help": "regression ordinal head: tune the grade cut points on validation for QWK"},
+    )
     knn_k: int = field(default=20, metadata={"help": "neighbours of the knn protocol"})
     metrics: list[str] | None = field(default=None, metadata={"help": "metrics to compute (default: all)"})
     skip_connections: bool = field(default=True, metadata={"help": "segmentation: U-Net skip connections"})
@@ -278,6 +290,31 @@ def _protocol_class(cfg: EvalConfig, task: str | None = None) -> type[Protocol]:
     return protocol
 
 
+def _resolve_ordinal_head(cfg: EvalConfig, data: EvalData) -> EvalConfig:
+    """``cfg`` with the ordinal head of the run filled in (ordinal tasks, protocols with a head),
+    after refusing a head where it cannot apply and the policies the regression head cannot take."""
+    from eval_suite.protocols.ordinal import resolve_head
+
+    protocol = PROTOCOLS[cfg.protocol]
+    if not protocol.uses_ordinal_head:
+        if cfg.ordinal_head is not None:
+            raise ConfigError(
+                f"protocol {cfg.protocol!r} has no ordinal head (it gives per-grade scores itself)",
+                "drop --ordinal-head, or use --protocol linear/finetune/frozen/warmup/scratch",
+            )
+        return cfg
+    head = resolve_head(cfg.ordinal_head, data.task, len(data.class_names))
+    if head == "regression":
+        policy = regimes.normalise_policy(cfg.sampler, cfg.loss, cfg.augment, cfg.mixup)
+        if policy["loss"] != "ce" or policy["mixup"] > 0:
+            raise ConfigError(
+                "class-weighted/focal losses and mixup have no meaning for a regressed grade "
+                "(--ordinal-head regression)",
+                "use --ordinal-head classification or cumulative, or --loss ce --mixup 0",
+            )
+    return dataclasses.replace(cfg, ordinal_head=head)
+
+
 def _ratio_text(ratio: str | float) -> str:
     return ratio if isinstance(ratio, str) else f"{ratio:g}"
 
@@ -290,6 +327,7 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
     cfg = dataclasses.replace(config, seeds=[int(s) for s in config.seeds])
     _protocol_class(cfg)
     data = _load_data(cfg)
+    cfg = _resolve_ordinal_head(cfg, data)
     protocol_class = _protocol_class(cfg, data.task)
     random_init = cfg.random_init or protocol_class.random_init
     device = resolve_device(cfg.device)

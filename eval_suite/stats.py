@@ -42,6 +42,7 @@ _VECTORISED = {
     "gmean",
     "mcc",
     "qwk",
+    "mae",
     "auc",
     "ece",
 }
@@ -49,7 +50,7 @@ _GROUPS = ("group_accuracy.many", "group_accuracy.medium", "group_accuracy.few")
 
 
 def _scalar_defaults(task: str, has_proba: bool, group_ok: bool) -> list[str]:
-    names = [m for m in METRICS_BY_TASK[task] if m not in ("per_class", "group_accuracy")]
+    names = [m for m in METRICS_BY_TASK[task] if m not in ("per_class", "group_accuracy", "confusion_matrix")]
     if not has_proba:
         names = [m for m in names if m not in ("auc", "ece")]
     return names + (list(_GROUPS) if group_ok else [])
@@ -145,6 +146,9 @@ def _vectorised_metrics(
             out[name] = np.where(
                 den > 0, 1 - np.einsum("ij,rij->r", w, cm) / np.where(den > 0, den, 1), np.nan
             )
+        elif name == "mae":
+            grid = np.arange(c)
+            out[name] = np.einsum("ij,rij->r", np.abs(grid[:, None] - grid[None, :]), cm) / total
         elif name == "auc":
             if inp.proba is None:
                 raise ConfigError(
@@ -279,8 +283,11 @@ def _weighted_mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def metric_bounds(name: str) -> tuple[float, float]:
     """The range a record metric can take: [-1, 1] for correlation-like scores (MCC, kappa), [0, 1]
-    for every other metric of this suite (rates, AUC, F1, G-mean, ECE, Dice, IoU)."""
+    for every other metric of this suite (rates, AUC, F1, G-mean, ECE, Dice, IoU); [0, inf) for the
+    mean absolute grade error."""
     lowered = name.lower()
+    if lowered == "mae":
+        return (0.0, math.inf)
     return (-1.0, 1.0) if any(k in lowered for k in ("mcc", "kappa", "qwk")) else (0.0, 1.0)
 
 

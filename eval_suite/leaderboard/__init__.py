@@ -41,6 +41,7 @@ def make_leaderboard(
     out_dir: str | os.PathLike,
     *,
     metric: str | None = None,
+    ordinal_metric: str = "qwk",
     plots: bool = True,
     title: str = "hfssl leaderboard",
     n_resamples: int = 1000,
@@ -61,7 +62,7 @@ def make_leaderboard(
     from hfssl.errors import DataError
 
     collection = collect(inputs, revision=revision, token=token)
-    lb = build_leaderboard(collection, metric=metric, n_resamples=n_resamples)
+    lb = build_leaderboard(collection, metric=metric, n_resamples=n_resamples, ordinal_metric=ordinal_metric)
     if not lb.groups:
         detail = f"; {len(lb.problems)} problem(s), first: {lb.problems[0]}" if lb.problems else ""
         raise DataError(

@@ -169,11 +169,15 @@ def setting_from_record(record: Mapping[str, Any]) -> Setting:
     dataset = record.get("dataset") or {}
     regime = record.get("regime") or {}
     protocol = (record.get("protocol") or {}).get("name", "")
+    group = PROTOCOL_GROUP.get(protocol, protocol)
+    head = ((record.get("protocol") or {}).get("params") or {}).get("ordinal_head")
+    if head:  # graded labels: each ordinal head is its own setting, compared with scratch of that head
+        group = f"{group} ({head} head)"
     image_size = dataset.get("image_size")
     return Setting(
         dataset=str(dataset.get("name", "")),
         image_size=_size_key(image_size),
-        protocol=PROTOCOL_GROUP.get(protocol, protocol),
+        protocol=group,
         label_fraction=float(regime.get("label_fraction", 1.0)),
         imbalance_ratio=_ratio_text(regime.get("imbalance_ratio", "natural")),
         policy=policy_label(record.get("policy")),

@@ -66,6 +66,12 @@ def ci_text(e: Entry) -> str:
     return f"[{fmt(e.ci_low)}, {fmt(e.ci_high)}]"
 
 
+def delta_ci_text(e: Entry) -> str:
+    if e.delta_ci_low is None or e.delta_ci_high is None:
+        return "–"
+    return f"[{fmt(e.delta_ci_low, signed=True)}, {fmt(e.delta_ci_high, signed=True)}]"
+
+
 def delta_text(e: Entry) -> str:
     if e.is_baseline:
         return "baseline"
@@ -109,11 +115,7 @@ def render_markdown(lb: Leaderboard, *, plots: Sequence = (), title: str = "Lead
         lines.append("|---:|---|---:|---:|---:|---:|---:|---:|")
         for e in g.entries:
             name = f"{e.checkpoint} (baseline)" if e.is_baseline else e.checkpoint
-            dci = (
-                f"[{fmt(e.delta_ci_low, signed=True)}, {fmt(e.delta_ci_high, signed=True)}]"
-                if e.delta_ci_low is not None
-                else "–"
-            )
+            dci = delta_ci_text(e)
             cells = [
                 e.rank_label,
                 name,

@@ -119,9 +119,14 @@ class Leaderboard:
         return [e.as_row() for g in self.groups for e in g.entries]
 
 
-def _default_metric(setting: Setting) -> str:
+ORDINAL_RANK_METRICS = ("qwk", "balanced_accuracy")
+
+
+def _default_metric(setting: Setting, ordinal_metric: str = "qwk") -> str:
     from eval_suite.metrics import DEFAULT_RANK_METRIC
 
+    if setting.task == "ordinal":
+        return ordinal_metric
     return DEFAULT_RANK_METRIC[setting.kind]
 
 
@@ -171,15 +176,22 @@ def build_leaderboard(
     metric: str | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
+    ordinal_metric: str = "qwk",
 ) -> Leaderboard:
-    """Rank every setting's run sets by ``metric`` (default: balanced accuracy / Dice by task)."""
+    """Rank every setting's run sets by ``metric`` (default: balanced accuracy / Dice by task;
+    ``ordinal_metric`` -- ``qwk`` or ``balanced_accuracy`` -- for graded labels)."""
+    if ordinal_metric not in ORDINAL_RANK_METRICS:
+        raise ConfigError(
+            f"unknown ordinal ranking metric {ordinal_metric!r}",
+            f"use one of: {', '.join(ORDINAL_RANK_METRICS)}",
+        )
     by_setting: dict[Setting, list[RunSet]] = {}
     for rs in collection.runsets:
         by_setting.setdefault(rs.setting, []).append(rs)
     groups: list[Group] = []
     unknown_metric = True
     for setting in sorted(by_setting, key=_setting_sort_key):
-        m = metric or _default_metric(setting)
+        m = metric or _default_metric(setting, ordinal_metric)
         hib = _higher_is_better(m)
         entries = []
         for rs in by_setting[setting]:

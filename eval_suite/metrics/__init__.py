@@ -66,7 +66,7 @@ _COMMON = ("accuracy", "balanced_accuracy", "macro_f1", "auc", "minority_recall"
 METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
     "binary": (*_COMMON, "mcc", "ece", "per_class"),
     "multiclass": (*_COMMON, "mcc", "ece", "per_class", "group_accuracy"),
-    "ordinal": (*_COMMON, "mcc", "qwk", "ece", "per_class"),
+    "ordinal": (*_COMMON, "mcc", "qwk", "mae", "ece", "per_class", "confusion_matrix"),
     "multilabel": (*_COMMON, "ece", "per_class"),
     "segmentation": ("dice", "iou", "sensitivity", "specificity", "accuracy"),
 }
@@ -80,6 +80,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     **{name: True for names in METRICS_BY_TASK.values() for name in names},
     "qwk": True,
     "ece": False,
+    "mae": False,
 }
 
 METRIC_LABELS: dict[str, str] = {
@@ -91,6 +92,7 @@ METRIC_LABELS: dict[str, str] = {
     "gmean": "G-mean",
     "mcc": "Matthews correlation",
     "qwk": "Quadratic weighted kappa",
+    "mae": "Mean absolute grade error",
     "ece": "Expected calibration error",
     "dice": "Dice",
     "iou": "IoU",

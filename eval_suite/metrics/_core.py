@@ -274,6 +274,28 @@ def mcc(inp: ClassificationInputs) -> float:
     return float(matthews_corrcoef(inp.y_true, inp.y_pred))
 
 
+def mae(inp: ClassificationInputs) -> float:
+    """Mean absolute grade error |true grade - predicted grade| (sklearn ``mean_absolute_error``)."""
+    from sklearn.metrics import mean_absolute_error
+
+    if inp.task != "ordinal":
+        raise ConfigError(
+            f"mae (mean absolute grade error) needs graded labels; this is a {inp.task} task", "drop 'mae'"
+        )
+    return float(mean_absolute_error(inp.y_true, inp.y_pred))
+
+
+def confusion_matrix(inp: ClassificationInputs) -> dict[str, list[int]]:
+    """Counts of (true class, predicted class): ``{"<true>": [count per predicted class]}``
+    (sklearn ``confusion_matrix`` over every class 0..C-1, rows keyed by the true class index)."""
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    if inp.task == "multilabel":
+        raise ConfigError("confusion_matrix needs single-label outputs", "drop 'confusion_matrix'")
+    cm = sk_confusion_matrix(inp.y_true, inp.y_pred, labels=np.arange(inp.num_classes))
+    return {str(i): [int(v) for v in row] for i, row in enumerate(cm)}
+
+
 def qwk(inp: ClassificationInputs) -> float:
     """Quadratic weighted Cohen's kappa over grades 0..C-1 (absent grades keep their distance)."""
     from sklearn.metrics import cohen_kappa_score

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from hfssl.hub import FeatureExtractor
 
 # bootstrap CIs for the scalar metrics (per_class / group_accuracy are not resampled)
-_NON_SCALAR = ("per_class", "group_accuracy")
+_NON_SCALAR = ("per_class", "group_accuracy", "confusion_matrix")
 
 
 @dataclass
@@ -70,6 +70,7 @@ class Protocol:
     needs_features: ClassVar[bool] = False
     trains_extractor: ClassVar[bool] = False
     random_init: ClassVar[bool] = False
+    uses_ordinal_head: ClassVar[bool] = False  # takes --ordinal-head on graded labels
 
     def __init__(self, cfg: EvalConfig) -> None:
         self.cfg = cfg

@@ -123,13 +123,15 @@ class Finetune(ClassificationProtocol):
 
     name = "finetune"
     trains_extractor = True
+    uses_ordinal_head = True
 
     def __init__(self, cfg: EvalConfig) -> None:
         super().__init__(cfg)
         self.recipe = recipe_from_config(cfg, PRESETS, warmup=self.name == "warmup")
 
     def params(self) -> dict[str, Any]:
-        return {**self.recipe.params(), "preset": self.cfg.preset or "medmnist"}
+        params = {**self.recipe.params(), "preset": self.cfg.preset or "medmnist"}
+        return {**params, **ordinal_params(self.cfg)}
 
     def run(
         self,
@@ -155,6 +157,8 @@ class Finetune(ClassificationProtocol):
             seed=seed,
             device=device,
             num_workers=self.cfg.num_workers,
+            ordinal_head=self.cfg.ordinal_head,
+            tune_thresholds=self.cfg.tune_thresholds,
         )
         return Outcome(fit=info, y_true=y_true, y_score=y_score)
 
@@ -178,7 +182,20 @@ class Scratch(Finetune):
     random_init = True
 
 
-def _classifier(extractor: FeatureExtractor, num_outputs: int, head: str) -> torch.nn.Module:
+def ordinal_params(cfg: EvalConfig) -> dict[str, Any]:
+    """The record's ordinal entries: the head (ordinal tasks only, so other records keep their ids)
+    and, for the regression head, whether its cut points are tuned on validation."""
+    if cfg.ordinal_head is None:
+        return {}
+    out: dict[str, Any] = {"ordinal_head": cfg.ordinal_head}
+    if cfg.ordinal_head == "regression":
+        out["tune_thresholds"] = bool(cfg.tune_thresholds)
+    return out
+
+
+def _classifier(
+    extractor: FeatureExtractor, num_outputs: int, head: str, cumulative: bool = False
+) -> torch.nn.Module:
     from torch import nn
 
     from hfssl.models import ClassificationHead
@@ -187,7 +204,7 @@ def _classifier(extractor: FeatureExtractor, num_outputs: int, head: str) -> tor
         def __init__(self) -> None:
             super().__init__()
             self.extractor = extractor
-            self.head = ClassificationHead(extractor.embed_dim, num_outputs, kind=head)
+            self.head = ClassificationHead(extractor.embed_dim, num_outputs, kind=head, cumulative=cumulative)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.head(self.extractor.embed(x))
@@ -196,18 +213,31 @@ def _classifier(extractor: FeatureExtractor, num_outputs: int, head: str) -> tor
 
 
 def predict(
-    model: torch.nn.Module, loader: Any, task: str, device: str, memory_format: Any = None
+    model: torch.nn.Module,
+    loader: Any,
+    task: str,
+    device: str,
+    memory_format: Any = None,
+    ordinal_head: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(y_true, y_score)``: class probabilities ``(N, C)`` (ordinal: grades ``(N, 1)``)."""
+    """``(y_true, y_score)``: class probabilities ``(N, C)`` (ordinal regression head: the regressed
+    grades ``(N, 1)``; the other ordinal heads: per-grade probabilities)."""
     import torch
 
+    from hfssl.models import ordinal_probabilities
+
+    head = (ordinal_head or "regression") if task == "ordinal" else None
     model.eval()
     scores, labels = [], []
     with torch.inference_mode():
         for batch in loader:
             x = to_memory_format(batch["pixel_values"].to(device), memory_format)
             out = model(x).float()
-            scores.append(out.cpu() if task == "ordinal" else out.softmax(dim=1).cpu())
+            if head is None:
+                out = out.softmax(dim=1)
+            elif head != "regression":  # a regressed grade stays as it is
+                out = ordinal_probabilities(out, head)
+            scores.append(out.cpu())
             labels.append(batch["labels"].reshape(-1))
     return torch.cat(labels).numpy().astype(np.int64), torch.cat(scores).numpy().astype(np.float64)
 
@@ -233,11 +263,16 @@ def run_finetune(
     device: str = "cpu",
     num_workers: int = 0,
     on_epoch: Callable[[dict[str, Any], torch.nn.Module, bool], None] | None = None,
+    ordinal_head: str | None = None,
+    tune_thresholds: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Train ``extractor`` + head on ``train``, pick the best ``val`` epoch, score ``test``.
 
     Returns ``(y_true, y_score, info)`` where ``info`` holds the best epoch, the validation history
     and timings. ``on_epoch(entry, model, is_best)`` is called after every epoch (logging, scripts).
+    Ordinal tasks use ``ordinal_head`` (``None`` = regression); the regression head's cut points are
+    tuned on ``val`` after training when ``tune_thresholds`` (``info["thresholds"]``) and its test
+    scores are then the thresholded grades.
     """
     import torch
     from tqdm.auto import tqdm
@@ -246,10 +281,19 @@ def run_finetune(
 
     if mode not in ("finetune", "warmup", "frozen", "scratch"):
         raise ConfigError(f"unknown training mode {mode!r}", "use finetune, warmup, frozen or scratch")
+    from eval_suite.protocols.ordinal import apply_thresholds
+    from eval_suite.protocols.ordinal import tune_thresholds as tune
+    from hfssl.models import ordinal_num_outputs
+
     torch.manual_seed(seed)
-    num_outputs = 1 if task == "ordinal" else num_classes
+    head = (ordinal_head or "regression") if task == "ordinal" else None
+    regressed = head == "regression"
+    num_outputs = ordinal_num_outputs(head, num_classes) if head else num_classes
     memory_format = volume_memory_format(extractor.spatial_dims)
-    model = to_memory_format(_classifier(extractor, num_outputs, recipe.head).to(device), memory_format)
+    model = to_memory_format(
+        _classifier(extractor, num_outputs, recipe.head, cumulative=head == "cumulative").to(device),
+        memory_format,
+    )
     labels = read_labels(train)
     sampler = regimes.make_sampler(policy["sampler"], labels, seed)
     n_epoch = len(sampler) if sampler is not None else len(train)
@@ -265,7 +309,7 @@ def run_finetune(
     )
     val_loader = make_dataloader(val, batch_size=256, num_workers=num_workers)
     test_loader = make_dataloader(test, batch_size=256, num_workers=num_workers)
-    loss_fn = regimes.make_loss(policy["loss"], train_class_counts, task)
+    loss_fn = regimes.make_loss(policy["loss"], train_class_counts, task, ordinal_head=head)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     milestones = sorted({max(1, round(f * recipe.epochs)) for f in recipe.milestones})
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=recipe.gamma)
@@ -289,8 +333,8 @@ def run_finetune(
         for batch in loader:
             x = to_memory_format(batch["pixel_values"].to(device), memory_format)
             y = batch["labels"].reshape(-1).to(device)
-            target = y.float() if task == "ordinal" else torch.nn.functional.one_hot(y, num_classes).float()
-            if policy["mixup"] > 0 and task != "ordinal":
+            target = y.float() if regressed else torch.nn.functional.one_hot(y, num_classes).float()
+            if policy["mixup"] > 0 and not regressed:
                 x, target = regimes.mixup(x, target, policy["mixup"], generator)
             loss = loss_fn(model(x), target)
             optimizer.zero_grad(set_to_none=True)
@@ -299,7 +343,7 @@ def run_finetune(
             total += float(loss.detach()) * len(y)
             seen += len(y)
         scheduler.step()
-        yv, sv = predict(model, val_loader, task, device, memory_format)
+        yv, sv = predict(model, val_loader, task, device, memory_format, head)
         score = validation_score(yv, sv, task, select)
         history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), f"val_{select}": score})
         bar.set_postfix(loss=f"{total / max(seen, 1):.4f}", val=f"{score:.4f}")
@@ -320,7 +364,12 @@ def run_finetune(
     if best_state is not None:
         model.load_state_dict(best_state)
     t1 = time.perf_counter()
-    y_true, y_score = predict(model, test_loader, task, device, memory_format)
+    y_true, y_score = predict(model, test_loader, task, device, memory_format, head)
+    tuned: dict[str, Any] = {}
+    if regressed and tune_thresholds:
+        yv, sv = predict(model, val_loader, task, device, memory_format, head)
+        tuned = tune(sv, yv, num_classes)
+        y_score = apply_thresholds(y_score, tuned["thresholds"]).astype(np.float64).reshape(-1, 1)
     info = {
         "best_epoch": best_epoch,
         f"best_val_{select}": best_score,
@@ -328,5 +377,6 @@ def run_finetune(
         "history": history,
         "train_s": train_s,
         "eval_s": time.perf_counter() - t1,
+        **tuned,
     }
     return y_true, y_score, info

@@ -20,8 +20,13 @@ class LeaderboardArgs:
     metric: str | None = field(
         default=None,
         metadata={
-            "help": "ranking metric (default: balanced_accuracy for classification, dice for segmentation)"
+            "help": "ranking metric (default: balanced_accuracy for classification, dice for segmentation, "
+            "--ordinal-metric for graded labels)"
         },
+    )
+    ordinal_metric: str = field(
+        default="qwk",
+        metadata={"help": "ranking metric of ordinal (graded) settings: qwk or balanced_accuracy"},
     )
     plots: bool = field(default=True, metadata={"help": "write the PNG plots (--no-plots to skip them)"})
     title: str = field(default="hfssl leaderboard", metadata={"help": "title of the Markdown and HTML pages"})
@@ -65,6 +70,7 @@ def run(argv: list[str]) -> int:
         extra.inputs,
         args.out,
         metric=args.metric,
+        ordinal_metric=args.ordinal_metric,
         plots=args.plots,
         title=args.title,
         n_resamples=args.n_resamples,

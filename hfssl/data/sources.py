@@ -5,7 +5,9 @@
 * a MedMNIST subset name, ``breastmnist`` or ``medmnist:breastmnist`` (any of the 18);
 * ``drive`` (DRIVE vessel segmentation);
 * ``imagefolder:PATH`` (a local folder of images, class sub-folders as labels);
-* ``hub:ORG/NAME`` (a dataset on the Hugging Face Hub, or in its cache when offline).
+* ``hub:ORG/NAME`` (a dataset on the Hugging Face Hub, or in its cache when offline);
+* ``graded:<subset>`` (a MedMNIST subset with a synthetic lesion whose size is an ordinal grade,
+  ``hfssl.data.graded``: the graded test bed).
 
 ``describe(dsd)`` reports name, image size, dimensions, channels, task, class names, split sizes,
 class counts and the train imbalance ratio from the ``Features`` and ``DatasetInfo`` alone.
@@ -28,6 +30,7 @@ SPEC_FORMS: tuple[str, ...] = (
     "drive",
     "imagefolder:PATH",
     "hub:ORG/NAME",
+    "graded:<subset>",
 )
 
 
@@ -36,13 +39,15 @@ def _valid_choices() -> str:
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """``(kind, argument)`` with kind ``medmnist``/``drive``/``imagefolder``/``hub``; ``DataError`` if unknown."""
+    """``(kind, argument)`` with kind ``medmnist``/``graded``/``drive``/``imagefolder``/``hub``; ``DataError`` if unknown."""
     text = spec.strip()
     kind, sep, arg = text.partition(":")
     kind_l = kind.lower()
     if sep:
         if kind_l == "medmnist":
             return "medmnist", get_info(arg).name
+        if kind_l == "graded":
+            return "graded", get_info(arg or "breastmnist").name
         if kind_l in ("imagefolder", "hub"):
             if not arg:
                 raise DataError(
@@ -76,6 +81,10 @@ def load_source(
         from hfssl.data.medmnist import load_medmnist
 
         return load_medmnist(arg, 28 if image_size is None else int(image_size), data_dir, **kwargs)
+    if kind == "graded":
+        from hfssl.data.graded import load_graded
+
+        return load_graded(arg, 28 if image_size is None else int(image_size), data_dir, **kwargs)
     if kind == "drive":
         from hfssl.data.drive import DRIVE_HEIGHT, DRIVE_WIDTH, load_drive
 
@@ -204,6 +213,8 @@ def describe(dsd) -> DatasetDescription:
         task = "binary-class" if label.num_classes == 2 else "multi-class"
         if info.dataset_name == "medmnist" and info.config_name in MEDMNIST:  # e.g. RetinaMNIST: ordinal
             task = MEDMNIST[info.config_name].task
+        elif info.dataset_name == "graded":  # hfssl.data.graded: the graded test bed
+            task = "ordinal-regression"
         for split, ds in dsd.items():
             values = np.asarray(ds.with_format("numpy")["label"], dtype=np.int64)
             counts[split] = np.bincount(values, minlength=label.num_classes).tolist()

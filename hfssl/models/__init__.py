@@ -22,7 +22,17 @@ from transformers import (
 from hfssl.models.backbones import SMALL_STEM_BASES, register_timm_architectures, small_stem_arch_name
 from hfssl.models.configuration import BACKBONES_3D, HfsslConfig
 from hfssl.models.decoders import UNetDecoder
-from hfssl.models.heads import ClassificationHead, dice_loss, segmentation_loss
+from hfssl.models.heads import (
+    DEFAULT_ORDINAL_HEAD,
+    ORDINAL_HEADS,
+    ClassificationHead,
+    check_ordinal_head,
+    cumulative_loss,
+    dice_loss,
+    ordinal_num_outputs,
+    ordinal_probabilities,
+    segmentation_loss,
+)
 from hfssl.models.layers import init_module_weights
 from hfssl.models.modeling import (
     HfsslForImageClassification,
@@ -43,6 +53,12 @@ __all__ = [
     "BACKBONES_3D",
     "SMALL_STEM_BASES",
     "ClassificationHead",
+    "DEFAULT_ORDINAL_HEAD",
+    "ORDINAL_HEADS",
+    "check_ordinal_head",
+    "cumulative_loss",
+    "ordinal_num_outputs",
+    "ordinal_probabilities",
     "HfsslConfig",
     "HfsslForImageClassification",
     "HfsslForSegmentation",

@@ -90,8 +90,13 @@ class HfsslConfig(PreTrainedConfig):
         decoder_channels (`list[int]`, defaults to `(256, 128, 64)`): U-Net decoder widths.
         decoder_skip_connections (`bool`, defaults to `True`): U-Net skips on or off.
         problem_type (`str`, *optional*): as in transformers, plus ``"ordinal"``: grades
-            ``0..num_labels-1`` regressed with MSE on one output (see
-            ``HfsslForImageClassification.predict_grades``).
+            ``0..num_labels-1`` predicted by the ``ordinal_head`` (see
+            ``HfsslForImageClassification.predict_grades`` / ``predict_proba``).
+        ordinal_head (`str`, *optional*): for ``problem_type="ordinal"``: ``"regression"`` (one output,
+            MSE), ``"classification"`` (K logits, CE) or ``"cumulative"`` (K-1 rank-consistent logits,
+            CORAL); ``None`` = ``hfssl.models.heads.DEFAULT_ORDINAL_HEAD``. Refused on other problem types.
+        ordinal_thresholds (`list[float]`, *optional*): K-1 cut points that turn a regressed grade into
+            an integer grade (tuned on a validation split); ``None`` = round and clip.
         pretext_methods (`list[str]`, *optional*): pretext method(s) the weights were trained with.
         pretrain_dataset (`str`, *optional*): dataset used for pretraining.
         pretrain_image_size (`int`, *optional*): image size used for pretraining.
@@ -135,6 +140,8 @@ class HfsslConfig(PreTrainedConfig):
     problem_type: (
         Literal["regression", "single_label_classification", "multi_label_classification", "ordinal"] | None
     ) = None
+    ordinal_head: Literal["regression", "classification", "cumulative"] | None = None
+    ordinal_thresholds: list[float] | None = None
     # provenance
     pretext_methods: list[str] | None = None
     pretrain_dataset: str | None = None
@@ -151,6 +158,7 @@ class HfsslConfig(PreTrainedConfig):
         if self.hfssl_version is None:
             self.hfssl_version = _hfssl_version()
         super().__post_init__(**kwargs)
+        self._validate_ordinal()  # needs num_labels, which transformers' __post_init__ sets
 
     def __setattr__(self, key: str, value: Any) -> None:
         super().__setattr__(key, value)
@@ -242,6 +250,26 @@ class HfsslConfig(PreTrainedConfig):
         for name, value in derived.items():
             object.__setattr__(self, name, value)
 
+    def _validate_ordinal(self) -> None:
+        if self.ordinal_head is not None or self.ordinal_thresholds is not None:
+            from hfssl.models.heads import check_ordinal_head
+
+            if self.problem_type != "ordinal":
+                raise ConfigError(
+                    f"ordinal_head/ordinal_thresholds are set but problem_type is {self.problem_type!r}",
+                    "set problem_type='ordinal' for graded labels, or drop ordinal_head",
+                )
+            check_ordinal_head(self.resolved_ordinal_head, int(self.num_labels))
+            if self.ordinal_thresholds is not None and (
+                self.resolved_ordinal_head != "regression"
+                or len(self.ordinal_thresholds) != int(self.num_labels) - 1
+            ):
+                raise ConfigError(
+                    f"ordinal_thresholds need the regression head and {int(self.num_labels) - 1} cut points "
+                    f"(got {self.resolved_ordinal_head} and {len(self.ordinal_thresholds)})",
+                    "drop ordinal_thresholds or give one cut point between each pair of grades",
+                )
+
     def _validate_heads(self) -> None:
         if self.classifier_hidden_dim < 1:
             raise ConfigError(
@@ -278,9 +306,24 @@ class HfsslConfig(PreTrainedConfig):
         return self.spatial_dims == 3
 
     @property
+    def resolved_ordinal_head(self) -> str | None:
+        """The ordinal head in use (``ordinal_head`` or the default), ``None`` for other problem types."""
+        if self.problem_type != "ordinal":
+            return None
+        from hfssl.models.heads import DEFAULT_ORDINAL_HEAD
+
+        return self.ordinal_head or DEFAULT_ORDINAL_HEAD
+
+    @property
     def num_outputs(self) -> int:
-        """Outputs of the classification head: 1 for ordinal regression, else ``num_labels``."""
-        return 1 if self.problem_type == "ordinal" else int(self.num_labels)
+        """Outputs of the classification head: ``num_labels``; ordinal: 1 (regression), K
+        (classification) or K-1 (cumulative)."""
+        head = self.resolved_ordinal_head
+        if head is None:
+            return int(self.num_labels)
+        from hfssl.models.heads import ordinal_num_outputs
+
+        return ordinal_num_outputs(head, int(self.num_labels))
 
 
 def _freeze(obj: Any) -> Any:

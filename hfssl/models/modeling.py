@@ -38,6 +38,8 @@ from hfssl.models.decoders import UNetDecoder
 from hfssl.models.heads import (
     ClassificationHead,
     classification_loss,
+    grades_from_values,
+    ordinal_probabilities,
     resolve_problem_type,
     segmentation_loss,
 )
@@ -430,8 +432,10 @@ class HfsslForImageClassification(HfsslPreTrainedModel):
     """Backbone + classification head (``classifier_head``: linear or the paper's MLP).
 
     ``problem_type``: ``single_label_classification`` (CE), ``multi_label_classification``
-    (BCE), ``regression`` (MSE) or ``ordinal`` (one output regressed on grades 0..num_labels-1
-    with MSE, as the paper trains retinopathy grading; read grades with ``predict_grades``).
+    (BCE), ``regression`` (MSE) or ``ordinal`` (grades 0..num_labels-1 through ``config.ordinal_head``:
+    ``regression`` = one output with MSE as the paper trains retinopathy grading, ``classification``
+    = K logits with CE, ``cumulative`` = K-1 rank-consistent logits, CORAL); read grades with
+    ``predict_grades`` and per-grade probabilities with ``predict_proba``.
     """
 
     _head_prefixes = ("classifier.",)
@@ -446,6 +450,7 @@ class HfsslForImageClassification(HfsslPreTrainedModel):
             kind=config.classifier_head,
             hidden_dim=config.classifier_hidden_dim,
             dropout=config.classifier_dropout,
+            cumulative=config.resolved_ordinal_head == "cumulative",
         )
         self.post_init()
 
@@ -457,13 +462,19 @@ class HfsslForImageClassification(HfsslPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs: Any,
     ) -> ImageClassifierOutput | tuple:
-        """Logits ``(B, num_labels)`` (``(B, 1)`` for ordinal); ``loss`` when ``labels`` are given."""
+        """Logits ``(B, config.num_outputs)``; ``loss`` when ``labels`` are given."""
         pooled, maps = self.hfssl.forward_features(pixel_values)
         logits = self.classifier(pooled)
         loss = None
         if labels is not None:
             problem = resolve_problem_type(self.config.problem_type, self.config.num_labels, labels)
-            loss = classification_loss(logits, labels, problem, self.config.num_labels)
+            loss = classification_loss(
+                logits,
+                labels,
+                problem,
+                self.config.num_labels,
+                ordinal_head=self.config.resolved_ordinal_head or "regression",
+            )
         out = ImageClassifierOutput(
             loss=loss, logits=logits, hidden_states=maps if output_hidden_states else None
         )
@@ -471,8 +482,23 @@ class HfsslForImageClassification(HfsslPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
     def predict_grades(self, logits: torch.Tensor) -> torch.Tensor:
-        """Ordinal outputs -> integer grades: round and clip to ``0..num_labels-1``, shape ``(B,)``."""
-        return logits.reshape(logits.shape[0], -1)[:, 0].round().clamp(0, self.config.num_labels - 1).long()
+        """Ordinal outputs -> integer grades ``(B,)``: the regressed grade cut at
+        ``config.ordinal_thresholds`` (else rounded and clipped), or the probabilistic heads' most
+        probable grade."""
+        head = self.config.resolved_ordinal_head or "regression"
+        if head == "regression":
+            return grades_from_values(logits, int(self.config.num_labels), self.config.ordinal_thresholds)
+        return ordinal_probabilities(logits, head).argmax(dim=1)
+
+    def predict_proba(self, logits: torch.Tensor) -> torch.Tensor:
+        """Per-class (per-grade) probabilities ``(B, num_labels)``: softmax, or the ordinal head's
+        grade probabilities; ``ConfigError`` for the regression ordinal head."""
+        head = self.config.resolved_ordinal_head
+        if head is not None:
+            return ordinal_probabilities(logits, head)
+        if self.config.problem_type == "multi_label_classification":
+            return torch.sigmoid(logits.float())
+        return logits.float().softmax(dim=1)
 
 
 class HfsslForSegmentation(HfsslPreTrainedModel):

@@ -140,3 +140,31 @@ def test_mixup_is_seeded_convex_combination():
     assert not torch.equal(xa, x)
     same_x, same_t = regimes.mixup(x, t, 0.0, torch.Generator())
     assert same_x is x and same_t is t
+
+
+def test_ordinal_probabilistic_heads_take_weighted_focal_and_mixed_targets():
+    import torch
+
+    from hfssl.models import cumulative_loss
+
+    counts = [50, 10, 5]
+    logits = torch.tensor([[1.0, -1.0], [0.5, 0.2], [-1.0, -2.0]])
+    onehot = torch.eye(3)[torch.tensor([0, 1, 2])]
+    ce = regimes.make_loss("ce", counts, "ordinal", ordinal_head="cumulative")
+    plain = cumulative_loss(logits, torch.tensor([0, 1, 2]), 3)
+    assert torch.allclose(ce(logits, onehot), plain)
+    weighted = regimes.make_loss("weighted", counts, "ordinal", ordinal_head="cumulative")(logits, onehot)
+    w = torch.as_tensor(regimes.class_weights(counts), dtype=torch.float32)
+    per = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, torch.tensor([[0.0, 0], [1, 0], [1, 1]]), reduction="none"
+    ).sum(1)
+    assert torch.allclose(weighted, (per * w).sum() / w.sum())
+    focal = regimes.make_loss("focal", counts, "ordinal", ordinal_head="cumulative")(logits, onehot)
+    assert focal < plain  # focal down-weights the easy terms
+    # a mixed target mixes the cumulative targets: half grade 0 + half grade 2 -> P(y>j) = 0.5
+    mixed = 0.5 * onehot[0:1] + 0.5 * onehot[2:3]
+    from hfssl.models.heads import cumulative_targets
+
+    assert cumulative_targets(mixed, 3).tolist() == [[0.5, 0.5]]
+    cls = regimes.make_loss("weighted", counts, "ordinal", ordinal_head="classification")
+    assert isinstance(cls, regimes.SoftTargetLoss) and cls.weights is not None

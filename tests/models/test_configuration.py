@@ -98,6 +98,36 @@ def test_round_trip_through_dict_and_arch_change_rederives(tmp_path):
 
 
 def test_ordinal_problem_type_and_num_outputs():
-    config = HfsslConfig(problem_type="ordinal", num_labels=5)
-    assert config.num_outputs == 1
+    from hfssl.models.heads import DEFAULT_ORDINAL_HEAD
+
+    assert HfsslConfig(problem_type="ordinal", num_labels=5, ordinal_head="regression").num_outputs == 1
+    assert HfsslConfig(problem_type="ordinal", num_labels=5, ordinal_head="classification").num_outputs == 5
+    assert HfsslConfig(problem_type="ordinal", num_labels=5, ordinal_head="cumulative").num_outputs == 4
+    assert HfsslConfig(problem_type="ordinal", num_labels=5).resolved_ordinal_head == DEFAULT_ORDINAL_HEAD
     assert HfsslConfig(num_labels=3).num_outputs == 3
+    assert HfsslConfig(num_labels=3).resolved_ordinal_head is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(num_labels=3, ordinal_head="cumulative"), "problem_type is None"),
+        (dict(num_labels=2, problem_type="ordinal", ordinal_head="cumulative"), "at least 3 grades"),
+        (
+            dict(num_labels=4, problem_type="ordinal", ordinal_head="regression", ordinal_thresholds=[0.5]),
+            "3 cut",
+        ),
+        (
+            dict(
+                num_labels=4,
+                problem_type="ordinal",
+                ordinal_head="cumulative",
+                ordinal_thresholds=[0.5, 1.5, 2.5],
+            ),
+            "regression head",
+        ),
+    ],
+)
+def test_ordinal_head_bad_input_is_a_config_error(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        HfsslConfig(**kwargs)

@@ -29,7 +29,12 @@ def _backward_ok(model: torch.nn.Module, loss: torch.Tensor) -> None:
 def test_classification_problem_types(problem, num_labels, labels):
     head = "mlp" if problem == "ordinal" else "linear"  # the paper's GAP -> FC 1024 -> out head, once
     config = HfsslConfig(
-        backbone="resnet18", image_size=28, num_labels=num_labels, problem_type=problem, classifier_head=head
+        backbone="resnet18",
+        image_size=28,
+        num_labels=num_labels,
+        problem_type=problem,
+        classifier_head=head,
+        ordinal_head="regression" if problem == "ordinal" else None,
     )
     model = HfsslForImageClassification(config)
     out = model(torch.rand(3, 1, 28, 28), labels=labels)
@@ -61,11 +66,74 @@ def test_problem_type_inferred_from_labels_like_transformers():
 
 def test_predict_grades_rounds_and_clips():
     model = HfsslForImageClassification(
-        HfsslConfig(backbone="resnet18", image_size=28, num_labels=5, problem_type="ordinal")
+        HfsslConfig(
+            backbone="resnet18",
+            image_size=28,
+            num_labels=5,
+            problem_type="ordinal",
+            ordinal_head="regression",
+        )
     )
     grades = model.predict_grades(torch.tensor([[-0.7], [0.49], [0.51], [2.5], [3.6], [9.0]]))
     assert grades.tolist() == [0, 0, 1, 2, 4, 4]
     assert grades.dtype == torch.long
+    # tuned cut points replace rounding
+    model.config.ordinal_thresholds = [0.2, 1.0, 2.9, 3.5]
+    assert model.predict_grades(torch.tensor([[0.1], [0.3], [2.8], [3.0], [3.6]])).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_ordinal_classification_head_is_softmax_ce():
+    config = HfsslConfig(
+        backbone="test_resnet",
+        image_size=28,
+        num_labels=5,
+        problem_type="ordinal",
+        ordinal_head="classification",
+    )
+    model = HfsslForImageClassification(config)
+    labels = torch.tensor([0, 3, 4])
+    out = model(torch.rand(3, 1, 28, 28), labels=labels)
+    assert out.logits.shape == (3, 5)
+    assert torch.allclose(out.loss, F.cross_entropy(out.logits, labels))
+    proba = model.predict_proba(out.logits)
+    assert torch.allclose(proba, out.logits.softmax(1))
+    assert model.predict_grades(out.logits).tolist() == proba.argmax(1).tolist()
+
+
+def test_ordinal_cumulative_head_is_rank_consistent_coral():
+    config = HfsslConfig(
+        backbone="test_resnet", image_size=28, num_labels=5, problem_type="ordinal", ordinal_head="cumulative"
+    )
+    model = HfsslForImageClassification(config)
+    labels = torch.tensor([0, 3, 4])
+    out = model(torch.rand(3, 1, 28, 28), labels=labels)
+    assert out.logits.shape == (3, 4)
+    assert model.classifier.fc.out_features == 1  # one shared weight vector, K-1 biases
+    targets = torch.tensor([[0.0, 0, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]])
+    expected = F.binary_cross_entropy_with_logits(out.logits, targets, reduction="none").sum(1).mean()
+    assert torch.allclose(out.loss, expected)
+    _backward_ok(model, out.loss)
+    # per-grade probabilities from P(y > j): non-negative, sum to one, argmax = grade
+    logits = torch.tensor([[3.0, 1.0, -1.0, -3.0], [-2.0, -2.5, -3.0, -4.0], [1.0, 2.0, 0.0, -1.0]])
+    proba = model.predict_proba(logits)
+    gt = torch.sigmoid(logits)
+    assert torch.allclose(proba.sum(1), torch.ones(3))
+    assert torch.allclose(proba[0], torch.cat([1 - gt[0, :1], gt[0, :-1] - gt[0, 1:], gt[0, -1:]]))
+    assert (proba >= 0).all()  # the non-monotone row (1.0 < 2.0) is made monotone first
+    assert model.predict_grades(logits).tolist() == proba.argmax(1).tolist()
+
+
+def test_ordinal_heads_save_and_load(tmp_path):
+    config = HfsslConfig(
+        backbone="test_resnet", image_size=28, num_labels=5, problem_type="ordinal", ordinal_head="cumulative"
+    )
+    model = HfsslForImageClassification(config)
+    model.save_pretrained(tmp_path)
+    again = HfsslForImageClassification.from_pretrained(tmp_path)
+    assert again.config.ordinal_head == "cumulative"
+    x = torch.rand(2, 1, 28, 28)
+    model.eval(), again.eval()
+    assert torch.allclose(model(x).logits, again(x).logits)
 
 
 @pytest.mark.parametrize("skips", [True, False])

@@ -77,7 +77,7 @@ class _Cells(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "tr" and "data-index" in a:
-            self.rows.append({"_index": a["data-index"]})
+            self.rows.append({"_index": a["data-index"], "protocol": a.get("data-protocol", "")})
         if tag == "td" and self.rows and "data-key" in a:
             self.rows[-1][a["data-key"]] = a.get("data-value", "")
         for key in ("src", "href"):
@@ -108,10 +108,11 @@ def _chromium() -> str | None:
     return None
 
 
-def _dump_dom(browser: str, page: Path, fragment: str, profile: Path) -> str:
+def _dump_dom(browser: str, page: Path, fragment: str, profile: Path, width: int | None = None) -> str:
     cmd = [
         browser,
         "--headless",
+        *([f"--window-size={width},900"] if width else []),
         "--no-sandbox",
         "--disable-gpu",
         f"--user-data-dir={profile}",
@@ -138,16 +139,66 @@ def test_html_sorts_and_filters_in_headless_chromium(report, tmp_path):
     assert 'data-ready="1"' in dom and 'data-sort="mean"' in dom and 'data-dir="asc"' in dom
     parser = _Cells()
     parser.feed(dom)
-    means = [float(r["mean"]) for r in parser.rows]
-    assert len(means) == len(_expected(records))
-    assert means == sorted(means)  # the script reordered the rows
-    assert [int(r["_index"]) for r in parser.rows] != list(
-        range(len(means))
-    )  # ...away from the default order
+    assert len(parser.rows) == len(_expected(records))
+    by_group: dict[str, list[dict[str, str]]] = {}
+    for r in parser.rows:
+        by_group.setdefault(r["protocol"], []).append(r)
+    reordered = False
+    for rows in by_group.values():  # rows sort within their setting (group header rows)
+        means = [float(r["mean"]) for r in rows]
+        assert means == sorted(means)
+        reordered |= [int(r["_index"]) for r in rows] != sorted(int(r["_index"]) for r in rows)
+    assert reordered  # the script reordered rows away from the default (ranked) order
 
     dom = _dump_dom(browser, rep.html, "#sort=mean&dir=desc&protocol=linear", tmp_path / "profile2")
     parser = _Cells()
     parser.feed(dom)
-    means = [float(r["mean"]) for r in parser.rows]
-    assert means == sorted(means, reverse=True)
+    means = [float(r["mean"]) for r in parser.rows if r["protocol"] == "linear"]
+    assert len(means) == 2 and means == sorted(means, reverse=True)
     assert 'data-visible="2"' in dom  # two linear-probe rows pass the filter
+
+
+_MEASURE = """<script>
+(function () {
+  var delta = document.querySelector('thead th[data-key="delta"]');
+  var dci = document.querySelector('thead th[data-key="delta_ci_low"]');
+  var p = document.querySelector('thead th[data-key="p_value"]');
+  var b = document.body;
+  b.setAttribute("data-inner-width", String(window.innerWidth));
+  b.setAttribute("data-delta-right", String(delta.getBoundingClientRect().right));
+  b.setAttribute("data-dci-right", String(dci.getBoundingClientRect().right));
+  b.setAttribute("data-p-right", String(p.getBoundingClientRect().right));
+  b.setAttribute("data-scroll-width", String(document.documentElement.scrollWidth));
+  b.setAttribute("data-settings", String(document.querySelectorAll("tr.setting").length));
+})();
+</script>
+</body>"""
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")
+def test_html_comparison_fits_a_1400px_window_in_headless_chromium(tmp_path):
+    """The Δ column, its CI and p lie inside a 1400 px viewport (no horizontal scrolling), with
+    long checkpoint names and the setting as a group header instead of repeated columns."""
+    records = standard_records(seeds=(0, 1)) + [
+        make_record(
+            "a-rather-long-checkpoint-name-simclr-resnet50-breastmnist-224px-800ep",
+            skill=2.0,
+            protocol="linear",
+        ),
+        make_record("ssl-weak", skill=0.6, protocol="linear"),
+    ]
+    rep = make_leaderboard(
+        [write_results(tmp_path / "results", records)], tmp_path / "out", n_resamples=50, plots=False
+    )
+    html = rep.html.read_text(encoding="utf-8")
+    assert '<th data-key="dataset"' not in html and 'class="setting"' in html  # a header, not a column
+    page = tmp_path / "measure.html"
+    page.write_text(html.replace("</body>", _MEASURE), encoding="utf-8")
+    dom = _dump_dom(_chromium(), page, "", tmp_path / "profile", width=1400)
+    attrs = dict(re.findall(r'data-([a-z-]+)="([0-9.]+)"', dom.split("<body", 1)[1].split(">", 1)[0]))
+    inner = float(attrs["inner-width"])
+    assert 1300 <= inner <= 1400, attrs
+    for key in ("delta-right", "dci-right", "p-right"):
+        assert 0 < float(attrs[key]) <= inner, (key, attrs)
+    assert float(attrs["scroll-width"]) <= inner, attrs
+    assert int(attrs["settings"]) >= 2

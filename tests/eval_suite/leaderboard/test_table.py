@@ -140,3 +140,26 @@ def test_unpaired_baseline_falls_back_to_the_difference_of_means_with_a_note(tmp
     base = _by_name(lb.groups[0])["scratch (resnet18)"]
     assert e.delta == pytest.approx(e.mean - base.mean)
     assert e.p_value is None and e.marker == "" and "paired bootstrap unavailable" in e.note
+
+
+def test_ordinal_settings_rank_by_qwk_or_balanced_accuracy_and_split_by_head():
+    from eval_suite.leaderboard.collect import setting_from_record
+    from eval_suite.leaderboard.table import _default_metric, build_leaderboard
+    from hfssl.errors import ConfigError
+
+    record = {
+        "dataset": {"name": "graded:breastmnist", "task": "ordinal", "image_size": 28},
+        "protocol": {"name": "scratch", "params": {"ordinal_head": "cumulative"}},
+        "regime": {"label_fraction": 1.0, "imbalance_ratio": "natural"},
+        "policy": {"sampler": "none", "loss": "ce", "augment": "none", "mixup": 0.0},
+    }
+    setting = setting_from_record(record)
+    assert setting.protocol == "finetune (cumulative head)"
+    assert _default_metric(setting) == "qwk"
+    assert _default_metric(setting, "balanced_accuracy") == "balanced_accuracy"
+    record["dataset"]["task"] = "binary"
+    del record["protocol"]["params"]["ordinal_head"]
+    plain = setting_from_record(record)
+    assert plain.protocol == "finetune" and _default_metric(plain) == "balanced_accuracy"
+    with pytest.raises(ConfigError, match="ordinal ranking metric"):
+        build_leaderboard(None, ordinal_metric="mae")

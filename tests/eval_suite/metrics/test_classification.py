@@ -65,7 +65,7 @@ def test_metrics_equal_sklearn(task: str, c: int, seed: int) -> None:
         assert "qwk" not in out
     assert set(out) == {m for m in METRICS_BY_TASK[task] if m != "group_accuracy"}
     for name, value in out.items():
-        if name != "per_class":
+        if name not in ("per_class", "confusion_matrix"):
             assert isinstance(value, float), name
 
 
@@ -202,3 +202,25 @@ def test_rank_metric_and_directions() -> None:
     assert DEFAULT_RANK_METRIC == {"classification": "balanced_accuracy", "segmentation": "dice"}
     assert HIGHER_IS_BETTER["ece"] is False
     assert all(HIGHER_IS_BETTER[m] for m in ("balanced_accuracy", "auc", "qwk", "dice", "gmean"))
+
+
+def test_ordinal_mae_and_confusion_matrix_equal_sklearn():
+    from sklearn.metrics import confusion_matrix, mean_absolute_error
+
+    from eval_suite.metrics import compute_classification_metrics
+    from eval_suite.metrics._core import prepare_classification
+    from eval_suite.stats import _vectorised_metrics
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 200)
+    proba = rng.dirichlet(np.ones(5), 200)
+    m = compute_classification_metrics(y, proba, task="ordinal")
+    pred = proba.argmax(1)
+    assert m["mae"] == pytest.approx(mean_absolute_error(y, pred))
+    assert [m["confusion_matrix"][str(i)] for i in range(5)] == confusion_matrix(
+        y, pred, labels=range(5)
+    ).tolist()
+    inp = prepare_classification(y, proba, "ordinal")
+    assert _vectorised_metrics(inp, np.ones((1, 200)), ["mae"])["mae"][0] == pytest.approx(m["mae"])
+    with pytest.raises(Exception, match="do not apply to a multiclass task"):
+        compute_classification_metrics(y, proba, task="multiclass", metrics=["mae"])
