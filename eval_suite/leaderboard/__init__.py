@@ -59,6 +59,7 @@ def make_leaderboard(
     from eval_suite.leaderboard.render_md import render_csv, render_markdown
     from eval_suite.leaderboard.table import build_leaderboard
     from hfssl.errors import DataError
+    from hfssl.utils.io import ensure_dir
 
     collection = collect(inputs, revision=revision, token=token)
     lb = build_leaderboard(collection, metric=metric, n_resamples=n_resamples)
@@ -69,7 +70,7 @@ def make_leaderboard(
             "run 'hfssl evaluate ... --results-dir DIR' first, or pass a folder/card/repo with results",
         )
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out, "--out folder")
     plot_infos = make_plots(lb, out) if plots else []
     md, csv_path, html = out / "leaderboard.md", out / "leaderboard.csv", out / "leaderboard.html"
     write_text_atomic(md, render_markdown(lb, plots=plot_infos, title=title))

@@ -158,7 +158,7 @@ def push_checkpoint(
 
     api = HfApi(token=token)
     where = f"cannot push to {repo_id}"
-    with hub_errors(where):
+    with hub_errors(where, upload=True):
         api.create_repo(repo_id, private=private, exist_ok=True)
         if branch != "main":
             api.create_branch(repo_id, branch=branch, exist_ok=True)
@@ -191,7 +191,7 @@ def push_checkpoint(
         if p in changed
     ]
     message = commit_message or _default_message(facts)
-    with hub_errors(where):
+    with hub_errors(where, upload=True):
         info = api.create_commit(
             repo_id,
             operations=operations,

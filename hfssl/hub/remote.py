@@ -42,8 +42,12 @@ def endpoint() -> str:
 
 
 @contextlib.contextmanager
-def hub_errors(what: str) -> Iterator[None]:
-    """Turn ``huggingface_hub`` / network exceptions raised while doing ``what`` into one-line hfssl errors."""
+def hub_errors(what: str, upload: bool = False) -> Iterator[None]:
+    """Turn ``huggingface_hub`` / network exceptions raised while doing ``what`` into one-line hfssl errors.
+
+    ``upload``: the request sends files (a push), so a cache cannot stand in for the network and the
+    messages say so rather than speaking of downloads.
+    """
     from huggingface_hub import errors
     from huggingface_hub.utils import httpx
 
@@ -52,6 +56,11 @@ def hub_errors(what: str) -> Iterator[None]:
     except errors.HFValidationError as err:
         raise ConfigError(f"{what}: {err}", "write the repo id as your-org/model-name") from err
     except errors.OfflineModeIsEnabled as err:
+        if upload:
+            raise HubError(
+                f"{what}: offline mode is on (HF_HUB_OFFLINE=1) and an upload needs the Hub",
+                "unset HF_HUB_OFFLINE (and log in with 'hf auth login' or set HF_TOKEN), then push again",
+            ) from err
         raise HubError(
             f"{what}: offline mode is on (HF_HUB_OFFLINE=1) and the files are not in the cache",
             "download it once online, or unset HF_HUB_OFFLINE",
@@ -66,6 +75,11 @@ def hub_errors(what: str) -> Iterator[None]:
             f"{what}: revision not found", "give an existing branch, tag or commit hash"
         ) from err
     except errors.LocalEntryNotFoundError as err:
+        if upload:
+            raise HubError(
+                f"{what}: the Hub at {endpoint()} cannot be reached",
+                "check the network / HF_ENDPOINT, then push again (an unchanged folder makes no new commit)",
+            ) from err
         raise HubError(
             f"{what}: the Hub at {endpoint()} cannot be reached and the files are not in the cache",
             "check the network / HF_ENDPOINT, then retry",
