@@ -720,3 +720,56 @@ def _run(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exit_info:  # argparse's usage errors
         return int(exit_info.code)
+
+
+# ------------------------------------------------------------------------- full disk (RLIMIT_FSIZE)
+# A subprocess whose files may not grow past FSIZE bytes: writes fail with EFBIG as on a full disk.
+FSIZE = 1024
+FULL_DISK_ROWS = [
+    Row(
+        "evaluate-full-disk",
+        (
+            *EV,
+            "--checkpoint",
+            "{ck}",
+            "--n-bootstrap",
+            "5",
+            "--results-dir",
+            "{tmp}/r",
+            "--cache-dir",
+            "{tmp}/c",
+        ),
+        "File too large",
+    ),
+    Row("export-timm-full-disk", ("export-timm", "{ck}", "{tmp}/out"), "File too large"),
+    Row(
+        "leaderboard-full-disk",
+        ("leaderboard", "{tmp}/res", "--out", "{tmp}/lb", "--no-plots"),
+        "File too large",
+        results_copy,
+    ),
+]
+
+
+def _limit_file_size() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE, FSIZE))
+
+
+@pytest.mark.parametrize("row", FULL_DISK_ROWS, ids=[r.id for r in FULL_DISK_ROWS])
+def test_full_disk_gives_one_clean_line_and_no_partial_file(row: Row, assets, tmp_path):
+    if row.setup is not None:
+        row.setup(tmp_path, assets)
+    before = _files(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hfssl", *_fill(row.argv, tmp_path, assets)],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=_limit_file_size,
+        timeout=300,
+    )
+    assert_clean_error(proc.returncode, proc.stderr, row.argv[0], row.message)
+    left = {f for f in _files(tmp_path) - before if f.startswith(("r/", "lb/", "out"))}
+    assert not left, f"half-written outputs left behind: {left}"
+    assert not any(".tmp" in f for f in _files(tmp_path)), _files(tmp_path)
