@@ -27,6 +27,7 @@ from eval_suite import regimes
 from eval_suite.protocols import PROTOCOLS
 from eval_suite.protocols.base import EvalData, Outcome, Protocol
 from hfssl.errors import CheckpointError, ConfigError, DataError
+from hfssl.utils.io import ensure_dir
 from hfssl.utils.logging import get_logger
 
 logger = get_logger("eval_suite.runner")
@@ -326,6 +327,7 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
 
     cfg = dataclasses.replace(config, seeds=[int(s) for s in config.seeds])
     _protocol_class(cfg)
+    ensure_dir(cfg.results_dir, "--results-dir")  # before any compute: an unusable folder fails first
     data = _load_data(cfg)
     cfg = _resolve_ordinal_head(cfg, data)
     protocol_class = _protocol_class(cfg, data.task)

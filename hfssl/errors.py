@@ -39,3 +39,7 @@ class CheckpointError(HfsslError):
 
 class HubError(HfsslError):
     """The Hugging Face Hub (or the endpoint in ``HF_ENDPOINT``) refused a request or cannot be reached."""
+
+
+class OutputError(HfsslError):
+    """An output folder or file cannot be created or written (no permission, read-only, disk full)."""

@@ -11,12 +11,11 @@ Submodules: ``collect`` (inputs → run sets), ``table`` (ranking, ties, delta v
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from hfssl.utils.io import write_text_atomic
 
 
 @dataclass
@@ -60,6 +59,7 @@ def make_leaderboard(
     from eval_suite.leaderboard.render_md import render_csv, render_markdown
     from eval_suite.leaderboard.table import build_leaderboard
     from hfssl.errors import DataError
+    from hfssl.utils.io import atomic_path, ensure_dir
 
     collection = collect(inputs, revision=revision, token=token)
     lb = build_leaderboard(collection, metric=metric, n_resamples=n_resamples, ordinal_metric=ordinal_metric)
@@ -70,12 +70,18 @@ def make_leaderboard(
             "run 'hfssl evaluate ... --results-dir DIR' first, or pass a folder/card/repo with results",
         )
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out, "--out folder")
     plot_infos = make_plots(lb, out) if plots else []
     md, csv_path, html = out / "leaderboard.md", out / "leaderboard.csv", out / "leaderboard.html"
-    write_text_atomic(md, render_markdown(lb, plots=plot_infos, title=title))
-    write_text_atomic(csv_path, render_csv(lb))
-    write_text_atomic(html, render_html(lb, plots=plot_infos, title=title))
+    texts = {
+        md: render_markdown(lb, plots=plot_infos, title=title),
+        csv_path: render_csv(lb),
+        html: render_html(lb, plots=plot_infos, title=title),
+    }
+    # all three written to temporary files first: a failure (full disk) leaves none of them half-updated
+    with contextlib.ExitStack() as stack:
+        for path, text in texts.items():
+            stack.enter_context(atomic_path(path)).write_text(text, encoding="utf-8")
     return LeaderboardReport(out, md, csv_path, html, plot_infos, lb, list(lb.problems))
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from hfssl.errors import ConfigError
-from hfssl.utils.io import write_json_atomic
+from hfssl.utils.io import ensure_dir, write_json_atomic
 from hfssl.utils.logging import get_logger, progress_disabled
 
 logger = get_logger("eval_suite.studies")
@@ -269,7 +269,7 @@ def run_grid(
     store = store or CheckpointStore()
     out = Path(out_dir)
     results_dir, cells_dir = out / "results", out / "cells"
-    cells_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(cells_dir, "output folder")
     run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     records: dict[str, list[dict[str, Any]]] = {}
     computed, skipped = [], []

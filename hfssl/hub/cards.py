@@ -155,6 +155,7 @@ def read_checkpoint(folder: str | os.PathLike) -> CheckpointFacts:
         raise CheckpointError(
             f"{path} has {what}", "re-save it with save_pretrained (safetensors); hfssl never pushes pickle"
         )
+    _check_weights(path, weights, model_type)
     training_args = None
     args_path = path.parent / "training_args.json"
     if kind == "hfssl" and args_path.is_file():
@@ -164,6 +165,27 @@ def read_checkpoint(folder: str | os.PathLike) -> CheckpointFacts:
         except (json.JSONDecodeError, UnicodeDecodeError):
             training_args = None  # provenance only: a broken file one folder up must not block a push
     return CheckpointFacts(folder=path, kind=kind, config=config, training_args=training_args)
+
+
+def _check_weights(path: Path, weights: Path, model_type: str) -> None:
+    """Refuse weights that cannot be read (truncated, corrupt) or, for an ``hfssl`` backbone, that do not
+    fit its config: a push must never publish a checkpoint nobody can load."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(
+            f"{weights} is not a readable safetensors file ({' '.join(str(err).split())[:200]})",
+            "re-save the checkpoint (save_pretrained) or copy it again; a truncated file cannot be pushed",
+        ) from err
+    if model_type == "hfssl":
+        from hfssl.models import HfsslModel
+
+        HfsslModel.from_pretrained(
+            path
+        )  # strict: CheckpointError / ConfigError when weights and config differ
 
 
 # ------------------------------------------------------------------------------------ card

@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import torch
+from safetensors import SafetensorError
 
 from hfssl.errors import CheckpointError, ConfigError
 from hfssl.hub.feature_extractor import ExtractorInfo, FeatureExtractor
@@ -210,7 +211,15 @@ def _from_local_folder(folder: Path, random_init: bool, spec: str | None = None)
         hfssl.pretext.register_all()
         from transformers import AutoModelForPreTraining
 
-        pretext = AutoModelForPreTraining.from_pretrained(folder, use_safetensors=True)
+        try:
+            pretext = AutoModelForPreTraining.from_pretrained(folder, use_safetensors=True)
+        except (OSError, ValueError, SafetensorError) as err:  # truncated/corrupt weights, bad config
+            if isinstance(err, ConfigError):
+                raise
+            raise CheckpointError(
+                f"cannot load the {model_type} checkpoint {folder}: {' '.join(str(err).split())[:300]}",
+                "re-save it with save_pretrained (config.json + model.safetensors)",
+            ) from err
         backbone = getattr(pretext, "backbone", None)
         if not isinstance(backbone, HfsslModel):
             raise CheckpointError(
@@ -336,7 +345,7 @@ def _from_timm_folder(folder: Path, *, random_init: bool, spec: str) -> FeatureE
     try:
         # timm reads config.json (architecture, model_args, pretrained_cfg) and model.safetensors
         model = timm.create_model(f"local-dir:{folder}", pretrained=not random_init, num_classes=0)
-    except (RuntimeError, ValueError, KeyError, OSError) as err:
+    except (RuntimeError, ValueError, KeyError, OSError, SafetensorError) as err:
         raise CheckpointError(
             f"timm cannot build {spec}: {' '.join(str(err).split())[:300]}",
             "check that the timm version knows the architecture (import hfssl first for hfssl_* ones)",
@@ -368,7 +377,7 @@ def _from_transformers_folder(
         else:
             files = _safetensors_files(folder)
             model = AutoModel.from_pretrained(folder, use_safetensors=True)
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, SafetensorError) as err:
         if isinstance(err, CheckpointError):
             raise
         raise CheckpointError(

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from hfssl.errors import ConfigError, DataError
 from hfssl.hub import cards
-from hfssl.hub.remote import check_repo_id, hub_errors
+from hfssl.hub.remote import check_repo_id, hub_errors, with_retries
 from hfssl.utils.logging import get_logger
 
 logger = get_logger(__name__)
@@ -158,14 +158,16 @@ def push_checkpoint(
 
     api = HfApi(token=token)
     where = f"cannot push to {repo_id}"
-    with hub_errors(where):
-        api.create_repo(repo_id, private=private, exist_ok=True)
+    with hub_errors(where, upload=True):
+        with_retries(api.create_repo, repo_id, private=private, exist_ok=True)
         if branch != "main":
-            api.create_branch(repo_id, branch=branch, exist_ok=True)
-        head = api.repo_info(repo_id, revision=branch)
+            with_retries(api.create_branch, repo_id, branch=branch, exist_ok=True)
+        head = with_retries(api.repo_info, repo_id, revision=branch)
         remote = {
             f.path: f
-            for f in api.list_repo_tree(repo_id, revision=head.sha, recursive=True)
+            for f in with_retries(
+                lambda: list(api.list_repo_tree(repo_id, revision=head.sha, recursive=True))
+            )
             if hasattr(f, "blob_id")
         }
     changed, unchanged = [], []
@@ -191,8 +193,9 @@ def push_checkpoint(
         if p in changed
     ]
     message = commit_message or _default_message(facts)
-    with hub_errors(where):
-        info = api.create_commit(
+    with hub_errors(where, upload=True):
+        info = with_retries(
+            api.create_commit,
             repo_id,
             operations=operations,
             commit_message=message,

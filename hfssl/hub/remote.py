@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from hfssl.errors import CheckpointError, ConfigError, HubError
+
+T = TypeVar("T")
 
 # a Hub model id: exactly ORG/NAME (local paths are tried first by callers)
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -42,8 +45,12 @@ def endpoint() -> str:
 
 
 @contextlib.contextmanager
-def hub_errors(what: str) -> Iterator[None]:
-    """Turn ``huggingface_hub`` / network exceptions raised while doing ``what`` into one-line hfssl errors."""
+def hub_errors(what: str, upload: bool = False) -> Iterator[None]:
+    """Turn ``huggingface_hub`` / network exceptions raised while doing ``what`` into one-line hfssl errors.
+
+    ``upload``: the request sends files (a push), so a cache cannot stand in for the network and the
+    messages say so rather than speaking of downloads.
+    """
     from huggingface_hub import errors
     from huggingface_hub.utils import httpx
 
@@ -52,6 +59,11 @@ def hub_errors(what: str) -> Iterator[None]:
     except errors.HFValidationError as err:
         raise ConfigError(f"{what}: {err}", "write the repo id as your-org/model-name") from err
     except errors.OfflineModeIsEnabled as err:
+        if upload:
+            raise HubError(
+                f"{what}: offline mode is on (HF_HUB_OFFLINE=1) and an upload needs the Hub",
+                "unset HF_HUB_OFFLINE (and log in with 'hf auth login' or set HF_TOKEN), then push again",
+            ) from err
         raise HubError(
             f"{what}: offline mode is on (HF_HUB_OFFLINE=1) and the files are not in the cache",
             "download it once online, or unset HF_HUB_OFFLINE",
@@ -66,6 +78,11 @@ def hub_errors(what: str) -> Iterator[None]:
             f"{what}: revision not found", "give an existing branch, tag or commit hash"
         ) from err
     except errors.LocalEntryNotFoundError as err:
+        if upload:
+            raise HubError(
+                f"{what}: the Hub at {endpoint()} cannot be reached",
+                "check the network / HF_ENDPOINT, then push again (an unchanged folder makes no new commit)",
+            ) from err
         raise HubError(
             f"{what}: the Hub at {endpoint()} cannot be reached and the files are not in the cache",
             "check the network / HF_ENDPOINT, then retry",
@@ -81,6 +98,41 @@ def hub_errors(what: str) -> Iterator[None]:
             f"{what}: cannot reach the Hub at {endpoint()} ({type(err).__name__})",
             "check the network or HF_ENDPOINT; with HF_HUB_OFFLINE=1 cached checkpoints load without it",
         ) from err
+
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+RETRY_ATTEMPTS = 5
+
+
+def with_retries(call: Callable[..., T], *args: Any, attempts: int = RETRY_ATTEMPTS, **kwargs: Any) -> T:
+    """``call(*args, **kwargs)``, retried with exponential backoff (1, 2, 4, 8 s; the server's
+    ``Retry-After`` when it gives one) while the Hub answers 429/5xx or the connection drops.
+
+    ``HfApi`` methods take no retry policy (``huggingface_hub``'s ``http_backoff`` wraps one raw request),
+    so a push or a file listing goes through here. After ``attempts`` tries the last error propagates
+    (under :func:`hub_errors` it becomes one line). A commit is safe to retry: pushes pass
+    ``parent_commit``, so a commit that did land is never applied twice.
+    """
+    import time
+
+    from huggingface_hub import errors
+    from huggingface_hub.utils import httpx
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return call(*args, **kwargs)
+        except (errors.HfHubHTTPError, httpx.TransportError) as err:
+            response = getattr(err, "response", None)
+            status = response.status_code if response is not None else None
+            transient = isinstance(err, httpx.TransportError) or status in RETRY_STATUSES
+            if not transient or attempt == attempts:
+                raise
+            wait = 2.0 ** (attempt - 1)
+            retry_after = response.headers.get("Retry-After") if response is not None else None
+            if retry_after is not None and retry_after.strip().isdigit():
+                wait = float(retry_after)
+            time.sleep(min(wait, 30.0))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def is_pickle(path: str) -> bool:
@@ -100,7 +152,7 @@ def repo_files(repo_id: str, revision: str | None = None) -> tuple[list[str], st
             )
         return sorted(str(p.relative_to(cached)) for p in cached.rglob("*") if p.is_file()), cached.name
     with hub_errors(f"cannot read {repo_id}" + (f"@{revision}" if revision else "")):
-        info = HfApi().model_info(repo_id, revision=revision)
+        info = with_retries(HfApi().model_info, repo_id, revision=revision)
     return sorted(s.rfilename for s in info.siblings or []), info.sha
 
 
@@ -149,5 +201,7 @@ def safe_snapshot(
         )
     with hub_errors(f"cannot download {repo_id}"):
         # the branch name (not the sha) so the cache records refs/<branch> for later offline loads
-        folder = snapshot_download(repo_id, revision=revision, allow_patterns=[*extra, *weights])
+        folder = with_retries(
+            snapshot_download, repo_id, revision=revision, allow_patterns=[*extra, *weights]
+        )
     return Path(folder)

@@ -88,8 +88,13 @@ def export_timm(
         "pretrained_cfg": {"architecture": arch},
         "hfssl": {"backbone": config.backbone, "hfssl_version": config.hfssl_version},
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    from hfssl.utils.io import ensure_dir, is_write_error, output_error
+
+    ensure_dir(out.parent, "folder")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise output_error(out, exc) from exc
     try:
         was_training = timm_model.training
         timm_model.eval()
@@ -105,8 +110,10 @@ def export_timm(
         os.replace(tmp, out)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_write_error(exc):  # full disk / read-only: one line, OUT_DIR untouched
+            raise output_error(out, exc if isinstance(exc, OSError) else OSError(str(exc))) from exc
         raise
     logger.info(f"exported {source} ({config.backbone}) to timm architecture {arch} in {out}")
     return out

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput, SemanticSegmenterOutput
@@ -144,7 +145,7 @@ class HfsslPreTrainedModel(PreTrainedModel):
                 ignore_mismatched_sizes=True,  # we check the mismatches ourselves below
                 **kwargs,
             )
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, SafetensorError) as err:  # SafetensorError: truncated/corrupt weights
             if isinstance(err, ConfigError):
                 raise
             raise CheckpointError(

@@ -78,7 +78,9 @@ def check_output_dir(path: Path, allow_existing: bool) -> None:
 
 def prepare_output_dir(path: Path, remove_own_outputs: bool) -> None:
     """Create the output dir; with ``remove_own_outputs`` (--overwrite-output-dir) remove old hfssl outputs."""
-    path.mkdir(parents=True, exist_ok=True)
+    from hfssl.utils.io import ensure_dir
+
+    ensure_dir(path, "--output-dir")
     if remove_own_outputs:
         for name in OWN_OUTPUTS:
             target = path / name

@@ -36,6 +36,16 @@ def make_parser(
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+    def one_line_error(message: str) -> None:
+        # argparse prints the whole usage before the message; a user error is one line with a hint
+        import sys
+
+        text = " ".join(message.split())
+        print(f"{prog}: error: {text} (fix: see '{prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+    parser.error = one_line_error  # type: ignore[method-assign]
     parser.add_argument(
         "--config",
         default=None,
@@ -87,7 +97,13 @@ def parse(parser, argv: Sequence[str]) -> tuple[Any, ...]:
         for action in parser._actions:
             if action.dest in defaults:
                 action.required = False
-    outputs = list(parser.parse_args_into_dataclasses(args=list(argv), return_remaining_strings=False))
+    outputs = list(parser.parse_args_into_dataclasses(args=list(argv), return_remaining_strings=True))
+    remaining = outputs.pop()  # HfArgumentParser raises a bare ValueError on these; a user error instead
+    if remaining:
+        raise ConfigError(
+            f"unrecognised argument(s): {' '.join(remaining)}",
+            f"see '{parser.prog} --help' for valid options",
+        )
     # HfArgumentParser appends a namespace of non-dataclass arguments; --config is consumed here.
     if outputs and isinstance(outputs[-1], argparse.Namespace):
         extra = vars(outputs.pop())

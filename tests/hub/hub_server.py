@@ -106,6 +106,7 @@ class HubState:
         self.lock = threading.Lock()
         self.repos: dict[tuple[str, str], Repo] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) - lets tests assert traffic
+        self.faults: list[int] = []  # HTTP statuses (429/500/503) answered, one each, before serving again
         self._counter = 0
 
     def new_commit(
@@ -199,6 +200,10 @@ class _Handler(BaseHTTPRequestHandler):
         path, query = unquote(url.path), parse_qs(url.query)
         with self.state.lock:
             self.state.requests.append((self.command, path))
+            fault = self.state.faults.pop(0) if self.state.faults else None
+        if fault is not None:  # injected failure: a busy or broken Hub
+            self._body()
+            return self._error(fault, "injected failure", extra={"Retry-After": "0"})
         try:
             self._route(path, query)
         except _HttpError as err:
