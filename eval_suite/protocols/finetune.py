@@ -31,9 +31,9 @@ from eval_suite.protocols.base import (
     ClassificationProtocol,
     EvalData,
     Outcome,
+    runtime_plan,
     to_memory_format,
     validation_score,
-    volume_memory_format,
 )
 from hfssl.errors import ConfigError
 from hfssl.utils.logging import get_logger, progress_disabled
@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from eval_suite.runner import EvalConfig
     from hfssl.hub import FeatureExtractor
+    from hfssl.training import RuntimePlan
 
 logger = get_logger("eval_suite.finetune")
 
@@ -155,6 +156,8 @@ class Finetune(ClassificationProtocol):
             seed=seed,
             device=device,
             num_workers=self.cfg.num_workers,
+            mixed_precision=self.cfg.mixed_precision,
+            channels_last=self.cfg.channels_last,
         )
         return Outcome(fit=info, y_true=y_true, y_score=y_score)
 
@@ -196,16 +199,28 @@ def _classifier(extractor: FeatureExtractor, num_outputs: int, head: str) -> tor
 
 
 def predict(
-    model: torch.nn.Module, loader: Any, task: str, device: str, memory_format: Any = None
+    model: torch.nn.Module,
+    loader: Any,
+    task: str,
+    device: str,
+    memory_format: Any = None,
+    plan: RuntimePlan | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(y_true, y_score)``: class probabilities ``(N, C)`` (ordinal: grades ``(N, 1)``)."""
+    """``(y_true, y_score)``: class probabilities ``(N, C)`` (ordinal: grades ``(N, 1)``).
+
+    ``plan`` (precision + memory format) wins over ``memory_format`` when given.
+    """
+    import contextlib
+
     import torch
 
     model.eval()
     scores, labels = [], []
-    with torch.inference_mode():
+    amp = plan.autocast() if plan is not None else contextlib.nullcontext()
+    with torch.inference_mode(), amp:
         for batch in loader:
-            x = to_memory_format(batch["pixel_values"].to(device), memory_format)
+            x = batch["pixel_values"].to(device)
+            x = plan.apply(x) if plan is not None else to_memory_format(x, memory_format)
             out = model(x).float()
             scores.append(out.cpu() if task == "ordinal" else out.softmax(dim=1).cpu())
             labels.append(batch["labels"].reshape(-1))
@@ -233,8 +248,13 @@ def run_finetune(
     device: str = "cpu",
     num_workers: int = 0,
     on_epoch: Callable[[dict[str, Any], torch.nn.Module, bool], None] | None = None,
+    mixed_precision: str = "auto",
+    channels_last: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Train ``extractor`` + head on ``train``, pick the best ``val`` epoch, score ``test``.
+
+    Precision and memory format come from hfssl's resolver (``finetune`` purpose: bf16 autocast
+    on GPUs and on CPUs with native bf16); ``mixed_precision`` / ``channels_last`` override it.
 
     Returns ``(y_true, y_score, info)`` where ``info`` holds the best epoch, the validation history
     and timings. ``on_epoch(entry, model, is_best)`` is called after every epoch (logging, scripts).
@@ -248,8 +268,8 @@ def run_finetune(
         raise ConfigError(f"unknown training mode {mode!r}", "use finetune, warmup, frozen or scratch")
     torch.manual_seed(seed)
     num_outputs = 1 if task == "ordinal" else num_classes
-    memory_format = volume_memory_format(extractor.spatial_dims)
-    model = to_memory_format(_classifier(extractor, num_outputs, recipe.head).to(device), memory_format)
+    plan = runtime_plan(extractor, device, "finetune", mixed_precision, channels_last)
+    model = plan.apply(_classifier(extractor, num_outputs, recipe.head).to(device))
     labels = read_labels(train)
     sampler = regimes.make_sampler(policy["sampler"], labels, seed)
     n_epoch = len(sampler) if sampler is not None else len(train)
@@ -287,19 +307,21 @@ def run_finetune(
             sampler.set_epoch(epoch)
         total, seen = 0.0, 0
         for batch in loader:
-            x = to_memory_format(batch["pixel_values"].to(device), memory_format)
+            x = plan.apply(batch["pixel_values"].to(device))
             y = batch["labels"].reshape(-1).to(device)
             target = y.float() if task == "ordinal" else torch.nn.functional.one_hot(y, num_classes).float()
             if policy["mixup"] > 0 and task != "ordinal":
                 x, target = regimes.mixup(x, target, policy["mixup"], generator)
-            loss = loss_fn(model(x), target)
+            with plan.autocast():
+                logits = model(x)
+            loss = loss_fn(logits.float(), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(y)
             seen += len(y)
         scheduler.step()
-        yv, sv = predict(model, val_loader, task, device, memory_format)
+        yv, sv = predict(model, val_loader, task, device, plan=plan)
         score = validation_score(yv, sv, task, select)
         history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), f"val_{select}": score})
         bar.set_postfix(loss=f"{total / max(seen, 1):.4f}", val=f"{score:.4f}")
@@ -320,7 +342,7 @@ def run_finetune(
     if best_state is not None:
         model.load_state_dict(best_state)
     t1 = time.perf_counter()
-    y_true, y_score = predict(model, test_loader, task, device, memory_format)
+    y_true, y_score = predict(model, test_loader, task, device, plan=plan)
     info = {
         "best_epoch": best_epoch,
         f"best_val_{select}": best_score,
@@ -328,5 +350,6 @@ def run_finetune(
         "history": history,
         "train_s": train_s,
         "eval_s": time.perf_counter() - t1,
+        "runtime": plan.as_record(),
     }
     return y_true, y_score, info

@@ -197,7 +197,7 @@ class Pretrainer:
         schedule = build.plan_schedule(len(unlabelled), args, accelerator.num_processes)
         model = build.build_pretext_model(self.model_args, desc, schedule.total_steps)
         build.check_batch_size(model, args.per_device_train_batch_size)
-        plan = self._runtime_plan(desc.spatial_dims)
+        plan = self._runtime_plan(model, desc.spatial_dims)
         model = build.place_model(model, args, accelerator, plan.channels_last, desc.spatial_dims)
         optimizer, scheduler, warmup = build.build_optimization(model, args, schedule.total_steps)
         run = _Run(schedule, desc, unlabelled, model, optimizer, scheduler, warmup, plan, None)
@@ -223,14 +223,17 @@ class Pretrainer:
             run.monitor.channels_last = plan.channels_last
         return run
 
-    def _runtime_plan(self, spatial_dims: int) -> RuntimePlan:
-        """Precision + memory format of this run on the Accelerator's device (one resolver)."""
+    def _runtime_plan(self, model: torch.nn.Module, spatial_dims: int) -> RuntimePlan:
+        """Precision + memory format of this run on the Accelerator's device (one resolver); the
+        model kind (CNN or ViT) is read from the built backbone, not guessed from its name."""
         import dataclasses
 
         accelerator, args = self._acc, self.args
+        backbone = getattr(model, "backbone", None)
+        kind_of = backbone if isinstance(backbone, torch.nn.Module) else self.model_args.backbone
         plan = resolve_runtime(
             accelerator.device,
-            self.model_args.backbone,
+            kind_of,
             spatial_dims,
             mixed_precision=args.mixed_precision,
             channels_last=args.channels_last,
@@ -238,7 +241,7 @@ class Pretrainer:
         if plan.mixed_precision != accelerator.mixed_precision:  # Accelerate had the last word
             plan = resolve_runtime(
                 accelerator.device,
-                self.model_args.backbone,
+                kind_of,
                 spatial_dims,
                 mixed_precision=accelerator.mixed_precision,
                 channels_last=args.channels_last,
