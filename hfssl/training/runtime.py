@@ -7,15 +7,15 @@ the benchmarks all run, log and record the same configuration. It returns a :cla
 
 The decision (``auto`` precision, unset memory format); flags always override:
 
-=====================  =====================  ==================  ==================  ============
-device                 precision              2D CNN              3D CNN              ViT
-=====================  =====================  ==================  ==================  ============
-CUDA with bf16         bf16 autocast          channels-last       channels-last-3d    contiguous
-CUDA without bf16      fp16 autocast          channels-last       channels-last-3d    contiguous
-CPU with native bf16   bf16 autocast [1]      see [2]             channels-last-3d    contiguous
-CPU without            fp32                   contiguous (NCHW)   channels-last-3d    contiguous
-MPS, XPU, other        fp32                   contiguous          contiguous          contiguous
-=====================  =====================  ==================  ==================  ============
+=======================  =====================  ==================  ==================  ============
+device                   precision              2D CNN              3D CNN              ViT
+=======================  =====================  ==================  ==================  ============
+CUDA with bf16           bf16 autocast          channels-last       channels-last-3d    contiguous
+CUDA without bf16        fp16 autocast          channels-last       channels-last-3d    contiguous
+CPU, bf16 faster [3]     bf16 autocast [1]      see [2]             channels-last-3d    contiguous
+CPU, bf16 not faster     fp32                   contiguous (NCHW)   channels-last-3d    contiguous
+MPS, XPU, other          fp32                   contiguous          contiguous          contiguous
+=======================  =====================  ==================  ==================  ============
 
 [1] :data:`CPU_BF16_DEFAULT`, per purpose (``train`` = pretraining, ``finetune`` = end-to-end eval
     training, ``extract`` = frozen-feature extraction): the one switch that turns the CPU bf16
@@ -25,6 +25,11 @@ MPS, XPU, other        fp32                   contiguous          contiguous    
     (``--mixed-precision no``, or the switch off) a 2D CNN keeps NCHW, because channels-last fp32
     is slower there; with bf16 it takes the format measured fastest with bf16
     (``benchmarks/bf16_memory_format.py``).
+[3] :data:`CPU_BF16_FASTER`: native bf16 is not enough. With AMX, or AVX512-BF16 on AMD (Zen 4/5:
+    a bf16 ResNet-18 SimCLR step ran 2x the fp32 one), bf16 is the fast path; on Intel CPUs with
+    AVX512-BF16 but no AMX (Cooper Lake; Sapphire Rapids VMs that hide AMX) a bf16 GEMM or 3x3
+    convolution runs at about half the fp32 rate (85 vs 160 GFLOP/s per core measured), so fp32
+    stays the default there. Unknown vendors keep fp32.
 
 ``auto`` also follows a launcher's ``fp16``/``bf16`` (``accelerate launch --mixed_precision``)
 for pretraining. The capability probe is :func:`probe_device`; tests fake it to check each row.
@@ -53,10 +58,13 @@ logger = get_logger(__name__)
 
 __all__ = [
     "CPU_BF16_DEFAULT",
+    "CPU_BF16_FASTER",
     "MEMORY_FORMAT",
     "DeviceCaps",
     "RuntimePlan",
     "backbone_is_cnn",
+    "cpu_bf16_unit",
+    "cpu_vendor",
     "hardware_description",
     "make_accelerator",
     "model_kind",
@@ -108,23 +116,66 @@ def native_bf16_cpu() -> bool:
         return False
 
 
+#: Whether bf16 autocast is *faster* than fp32 on a CPU with native bf16, per (bf16 unit, vendor);
+#: ``"*"`` matches any vendor; a pair not listed means no (fp32 stays the default). See note [3].
+CPU_BF16_FASTER: dict[tuple[str, str], bool] = {
+    ("amx", "*"): True,
+    ("avx512_bf16", "AuthenticAMD"): True,
+    ("avx512_bf16", "GenuineIntel"): False,
+}
+
+
 @dataclass(frozen=True)
 class DeviceCaps:
-    """What the resolver needs to know about a device: its type and whether it runs bf16 natively."""
+    """What the resolver needs to know about a device: its type, whether it runs bf16 natively,
+    and whether bf16 is faster than fp32 there (always so on CUDA; :data:`CPU_BF16_FASTER` on CPU)."""
 
     device_type: str
     bf16: bool
+    bf16_faster: bool = True
+    detail: str = ""
+
+
+def cpu_vendor() -> str:
+    """``GenuineIntel``, ``AuthenticAMD``, ... from ``/proc/cpuinfo`` (``""`` where unknown)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def cpu_bf16_unit() -> str | None:
+    """``"amx"`` (AMX tiles), ``"avx512_bf16"`` or None: how this CPU runs bf16 matrix multiplies."""
+    if not native_bf16_cpu():
+        return None
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        if amx is not None and amx():
+            return "amx"
+    except RuntimeError:  # pragma: no cover - a torch without the probe
+        pass
+    return "avx512_bf16"
 
 
 def probe_device(device: str | torch.device) -> DeviceCaps:
-    """The capability probe: ``cuda`` -> ``torch.cuda.is_bf16_supported()``, ``cpu`` -> native bf16
-    through oneDNN, anything else (MPS, XPU) -> no bf16 default."""
+    """The capability probe: ``cuda`` -> ``torch.cuda.is_bf16_supported()``; ``cpu`` -> native bf16
+    through oneDNN and, if so, whether it beats fp32 (:data:`CPU_BF16_FASTER`); anything else (MPS,
+    XPU) -> no bf16 default."""
     device_type = torch.device(device).type
     if device_type == "cuda":
         return DeviceCaps("cuda", bool(torch.cuda.is_bf16_supported()))
     if device_type == "cpu":
-        return DeviceCaps("cpu", native_bf16_cpu())
-    return DeviceCaps(device_type, False)
+        unit = cpu_bf16_unit()
+        if unit is None:
+            return DeviceCaps("cpu", False, False)
+        vendor = cpu_vendor()
+        faster = CPU_BF16_FASTER.get((unit, "*"), CPU_BF16_FASTER.get((unit, vendor), False))
+        return DeviceCaps("cpu", True, faster, f"{unit} on {vendor or 'an unknown vendor'}")
+    return DeviceCaps(device_type, False, False)
 
 
 def backbone_is_cnn(backbone: str) -> bool:
@@ -240,16 +291,17 @@ def resolve_runtime(
         elif caps.device_type == "cuda":
             precision = "bf16" if caps.bf16 else "fp16"
             why.append(f"CUDA {'with' if caps.bf16 else 'without'} bf16")
-        elif caps.device_type == "cpu" and caps.bf16 and CPU_BF16_DEFAULT[purpose]:
+        elif caps.device_type == "cpu" and caps.bf16 and caps.bf16_faster and CPU_BF16_DEFAULT[purpose]:
             precision = "bf16"
-            why.append(f"CPU with native bf16 (bf16 default for {purpose})")
+            why.append(f"CPU with fast native bf16{_detail(caps)}, bf16 default for {purpose}")
         elif caps.device_type == "cpu":
             precision = "no"
-            why.append(
-                "CPU with native bf16 but the bf16 default is off for " + purpose
-                if caps.bf16
-                else "CPU without native bf16"
-            )
+            if not caps.bf16:
+                why.append("CPU without native bf16: fp32")
+            elif not caps.bf16_faster:
+                why.append(f"CPU with native bf16{_detail(caps)} but no faster than fp32: fp32")
+            else:
+                why.append(f"CPU with native bf16{_detail(caps)} but the bf16 default is off for {purpose}")
         else:
             precision = "no"
             why.append(f"{caps.device_type}: fp32")
@@ -267,6 +319,10 @@ def resolve_runtime(
         layout = MEMORY_FORMAT.get((device_class, kind, "fp32" if precision == "no" else "amp"), "contiguous")
         why.append(f"{layout} for a {kind} with {'fp32' if precision == 'no' else precision}")
     return RuntimePlan(caps.device_type, precision, layout, "; ".join(why))
+
+
+def _detail(caps: DeviceCaps) -> str:
+    return f" ({caps.detail})" if caps.detail else ""
 
 
 def runtime_device_type(args: PretrainingArguments) -> str:
@@ -370,6 +426,21 @@ def hardware_description(device: torch.device, num_processes: int) -> str:
     return f"CPU: {model or device.type} ({os.cpu_count()} cores), {num_processes} process(es)"
 
 
+def _allow_precision(precision: str) -> None:
+    """Let this process's next Accelerator use ``precision``.
+
+    Accelerate keeps one mixed precision per process (``AcceleratorState`` is a singleton) and
+    refuses an Accelerator with another; a second run in the same process (a study, a notebook,
+    the tests) may resolve another precision than the first, so the precision part of the state is
+    reset (the process group, ``PartialState``, is kept).
+    """
+    from accelerate.state import AcceleratorState
+
+    current = AcceleratorState._shared_state.get("_mixed_precision")
+    if current is not None and current != precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
 def make_accelerator(
     args: PretrainingArguments,
     project_dir: Path,
@@ -391,6 +462,7 @@ def make_accelerator(
     other_device = _xpu_or_mps_available()
     cpu = args.use_cpu or not (cuda or other_device)
     precision = mixed_precision or resolve_mixed_precision(args.mixed_precision, runtime_device_type(args))
+    _allow_precision(precision)
     log_with = resolve_trackers(args.report_to)
     return Accelerator(
         cpu=cpu,

@@ -10,9 +10,10 @@ from hfssl.training.runtime import DeviceCaps, RuntimePlan, model_kind, resolve_
 
 CUDA_BF16 = DeviceCaps("cuda", True)
 CUDA_FP16 = DeviceCaps("cuda", False)
-CPU_BF16 = DeviceCaps("cpu", True)
-CPU = DeviceCaps("cpu", False)
-MPS = DeviceCaps("mps", False)
+CPU_BF16 = DeviceCaps("cpu", True, True, "amx on GenuineIntel")
+CPU_BF16_SLOW = DeviceCaps("cpu", True, False, "avx512_bf16 on GenuineIntel")  # supported, not faster
+CPU = DeviceCaps("cpu", False, False)
+MPS = DeviceCaps("mps", False, False)
 
 MODELS = {"cnn2d": ("resnet18", 2), "cnn3d": ("resnet18_3d", 3), "vit": ("vit_tiny_patch16_224", 2)}
 
@@ -41,6 +42,10 @@ TABLE = [
     (CPU_BF16, "cnn2d", "bf16", runtime.MEMORY_FORMAT[("cpu", "cnn2d", "amp")]),
     (CPU_BF16, "cnn3d", "bf16", "channels_last_3d"),
     (CPU_BF16, "vit", "bf16", "contiguous"),
+    # CPUs where bf16 is native but not faster than fp32: as without it
+    (CPU_BF16_SLOW, "cnn2d", "no", "contiguous"),
+    (CPU_BF16_SLOW, "cnn3d", "no", "channels_last_3d"),
+    (CPU_BF16_SLOW, "vit", "no", "contiguous"),
     # CPUs without native bf16: unchanged (fp32; NCHW in 2D, channels-last-3d in 3D)
     (CPU, "cnn2d", "no", "contiguous"),
     (CPU, "cnn3d", "no", "channels_last_3d"),
@@ -77,7 +82,7 @@ def test_the_cpu_bf16_switch_flips_one_purpose_back_to_fp32_nchw(bf16_switch, pu
     )
 
 
-@pytest.mark.parametrize("caps", [CUDA_BF16, CUDA_FP16, CPU_BF16, CPU, MPS])
+@pytest.mark.parametrize("caps", [CUDA_BF16, CUDA_FP16, CPU_BF16, CPU_BF16_SLOW, CPU, MPS])
 @pytest.mark.parametrize("kind", ["cnn2d", "cnn3d", "vit"])
 def test_flags_always_override(bf16_switch, caps, kind) -> None:
     backbone, dims = MODELS[kind]
@@ -113,20 +118,34 @@ def test_the_launcher_precision_is_followed_for_pretraining_only(monkeypatch, bf
     assert resolve_runtime("cpu", "resnet18", caps=CPU_BF16).mixed_precision == "bf16"
 
 
-def test_the_probe_is_what_the_resolver_asks(monkeypatch, bf16_switch) -> None:
-    monkeypatch.setattr(runtime, "native_bf16_cpu", lambda: True)
-    assert resolve_runtime("cpu", "resnet18").mixed_precision == "bf16"
-    monkeypatch.setattr(runtime, "native_bf16_cpu", lambda: False)
+@pytest.mark.parametrize(
+    "unit, vendor, precision",
+    [
+        ("amx", "GenuineIntel", "bf16"),  # AMX tiles: bf16 is the fast path
+        ("avx512_bf16", "AuthenticAMD", "bf16"),  # Zen 4/5: a bf16 SimCLR step ran 2x fp32
+        ("avx512_bf16", "GenuineIntel", "no"),  # no AMX: bf16 GEMMs run at about half the fp32 rate
+        ("avx512_bf16", "", "no"),  # unknown vendor: keep fp32
+        (None, "GenuineIntel", "no"),  # no native bf16
+    ],
+)
+def test_the_probe_is_what_the_resolver_asks(monkeypatch, bf16_switch, unit, vendor, precision) -> None:
+    monkeypatch.setattr(runtime, "cpu_bf16_unit", lambda: unit)
+    monkeypatch.setattr(runtime, "cpu_vendor", lambda: vendor)
+    caps = runtime.probe_device("cpu")
+    assert caps.bf16 is (unit is not None) and caps.bf16_faster is (precision == "bf16")
     plan = resolve_runtime("cpu", "resnet18")
-    assert (plan.mixed_precision, plan.memory_format) == ("no", "contiguous")
+    assert plan.mixed_precision == precision
+    assert plan.memory_format == (
+        "contiguous" if precision == "no" else runtime.MEMORY_FORMAT[("cpu", "cnn2d", "amp")]
+    )
     assert runtime.probe_device("mps") == MPS
 
 
 def test_the_old_helpers_agree_with_the_resolver(monkeypatch, bf16_switch) -> None:
-    monkeypatch.setattr(runtime, "native_bf16_cpu", lambda: False)
+    monkeypatch.setattr(runtime, "probe_device", lambda device: CPU)
     assert runtime.resolve_mixed_precision("auto", "cpu") == "no"
     assert runtime.resolve_channels_last(None, "cpu", True, 2) is False
-    monkeypatch.setattr(runtime, "native_bf16_cpu", lambda: True)
+    monkeypatch.setattr(runtime, "probe_device", lambda device: CPU_BF16)
     assert runtime.resolve_mixed_precision("auto", "cpu") == "bf16"
     assert runtime.resolve_mixed_precision("no", "cpu") == "no"
     cl_bf16 = runtime.MEMORY_FORMAT[("cpu", "cnn2d", "amp")] != "contiguous"
