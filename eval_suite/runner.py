@@ -119,7 +119,9 @@ class EvalConfig:
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, mps"})
     mixed_precision: str = field(
         default="auto",
-        metadata={"help": "auto (bf16 on GPUs and on CPUs with native bf16, else fp32), no, bf16 or fp16"},
+        metadata={
+            "help": "auto (bf16 on GPUs and on CPUs where bf16 beats fp32, else fp32), no, bf16 or fp16"
+        },
     )
     channels_last: bool | None = field(
         default=None, metadata={"help": "channels-last memory format (default: what the resolver picks)"}

@@ -276,6 +276,8 @@ def resolve_runtime(
     """
     if purpose not in CPU_BF16_DEFAULT:
         raise ValueError(f"purpose must be one of {sorted(CPU_BF16_DEFAULT)}, not {purpose!r}")
+    if mixed_precision not in ("auto", "no", "bf16", "fp16"):
+        raise ConfigError(f"unknown mixed precision {mixed_precision!r}", "use auto, no (fp32), bf16 or fp16")
     caps = caps if caps is not None else probe_device(device)
     kind = model_kind(model, spatial_dims)
     why: list[str] = []

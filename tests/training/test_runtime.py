@@ -188,3 +188,10 @@ def test_the_plan_applies_itself() -> None:
 def test_an_unknown_purpose_is_refused() -> None:
     with pytest.raises(ValueError, match="purpose"):
         resolve_runtime("cpu", "resnet18", purpose="serve", caps=CPU)  # type: ignore[arg-type]
+
+
+def test_an_unknown_precision_is_a_config_error() -> None:
+    from hfssl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fp8"):
+        resolve_runtime("cpu", "resnet18", mixed_precision="fp8", caps=CPU)
