@@ -333,7 +333,10 @@ def runtime_plan(
 
 
 def volume_memory_format(spatial_dims: int) -> Any:
-    """``torch.channels_last_3d`` for volumes, else ``None`` (keep the default layout).
+    """``torch.channels_last_3d`` for volumes, else ``None`` (keep the default layout): the fp32 layout.
+
+    The protocols take their layout (and precision) from :func:`runtime_plan` now; this stays for
+    callers that want the fp32 layout alone.
 
     3D convolutions run markedly faster channels-last on CPU, in training and inference alike;
     small 2D images gain nothing from it, so 2D keeps NCHW.
