@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
 
     from hfssl.hub import FeatureExtractor
+    from hfssl.training import RuntimePlan
 
 logger = get_logger("eval_suite.features")
 
@@ -71,21 +72,27 @@ def extract_features(
     batch_size: int = 256,
     device: str = "cpu",
     desc: str = "features",
+    plan: RuntimePlan | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings ``(N, D)`` float32 and labels ``(N,)`` of a split, backbone in eval mode."""
+    """Embeddings ``(N, D)`` float32 and labels ``(N,)`` of a split, backbone in eval mode.
+
+    ``plan``: precision + memory format (default: hfssl's resolver for ``extract`` on ``device``;
+    bf16 autocast on CPUs with native bf16, see ``tests/eval_suite/test_bf16_features.py``).
+    """
     import torch
     from tqdm.auto import tqdm
 
-    from eval_suite.protocols import to_memory_format, volume_memory_format
+    from eval_suite.protocols.base import runtime_plan
     from hfssl.data import make_dataloader
 
+    if plan is None:
+        plan = runtime_plan(extractor, device, "extract")
     loader = make_dataloader(split, batch_size=batch_size, shuffle=False)
-    memory_format = volume_memory_format(extractor.spatial_dims)
-    to_memory_format(extractor.eval().to(device), memory_format)
+    plan.apply(extractor.eval().to(device))
     feats, labels = [], []
-    with torch.inference_mode():
+    with torch.inference_mode(), plan.autocast():
         for batch in tqdm(loader, desc=desc, leave=False, disable=progress_disabled()):
-            x = to_memory_format(batch["pixel_values"].to(device), memory_format)
+            x = plan.apply(batch["pixel_values"].to(device))
             feats.append(extractor.embed(x).float().cpu())
             labels.append(batch["labels"].reshape(len(batch["labels"]), -1)[:, 0])
     return torch.cat(feats).numpy(), torch.cat(labels).numpy().astype(np.int64)
@@ -100,6 +107,7 @@ def cached_features(
     batch_size: int = 256,
     device: str = "cpu",
     desc: str = "features",
+    plan: RuntimePlan | None = None,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """``(features, labels, from_cache)``; extracts and stores on a miss (``cache_dir=None``: no cache)."""
     from safetensors.numpy import load_file, save_file
@@ -112,7 +120,9 @@ def cached_features(
                 return data["features"], data["labels"], True
         except Exception as err:  # a damaged cache file is recomputed, never trusted
             logger.warning(f"ignoring unreadable feature cache {path}: {err}")
-    features, labels = extract_features(extractor, split, batch_size=batch_size, device=device, desc=desc)
+    features, labels = extract_features(
+        extractor, split, batch_size=batch_size, device=device, desc=desc, plan=plan
+    )
     if path is not None:
         with atomic_path(path, suffix=".safetensors") as tmp:
             save_file({"features": np.ascontiguousarray(features), "labels": labels}, str(tmp))

@@ -130,6 +130,15 @@ class EvalConfig:
     n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the test CIs"})
     num_workers: int = field(default=0, metadata={"help": "data loader workers"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, mps"})
+    mixed_precision: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (bf16 on GPUs and on CPUs where bf16 beats fp32, else fp32), no, bf16 or fp16"
+        },
+    )
+    channels_last: bool | None = field(
+        default=None, metadata={"help": "channels-last memory format (default: what the resolver picks)"}
+    )
 
 
 # -------------------------------------------------------------------------------------- dataset

@@ -24,6 +24,7 @@ from hfssl.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from eval_suite.runner import EvalConfig
     from hfssl.hub import FeatureExtractor
+    from hfssl.training import RuntimePlan
 
 # bootstrap CIs for the scalar metrics (per_class / group_accuracy are not resampled)
 _NON_SCALAR = ("per_class", "group_accuracy", "confusion_matrix")
@@ -246,9 +247,12 @@ class FeatureProtocol(ClassificationProtocol):
         splits.update(validation=data.dsd["validation"], test=data.dsd["test"])
         if capped:
             cache.pop("train", None)
+        plan = runtime_plan(extractor, device, "extract", cfg.mixed_precision, cfg.channels_last)
         for split in ("train", "validation", "test"):
             if split not in cache:
-                extra = {"init_seed": cfg.seeds[0]} if extractor.info.random_init else None
+                extra = {"init_seed": cfg.seeds[0]} if extractor.info.random_init else {}
+                if plan.mixed_precision != "no":  # reduced-precision features are other features
+                    extra["precision"] = plan.mixed_precision
                 key = cache_key(
                     extractor,
                     splits[split],
@@ -264,6 +268,7 @@ class FeatureProtocol(ClassificationProtocol):
                     key=key,
                     device=device,
                     desc=f"features {split}",
+                    plan=plan,
                 )
                 cache[split] = (feats, labels)
                 hits.append(hit)
@@ -284,7 +289,11 @@ class FeatureProtocol(ClassificationProtocol):
             seed=seed,
         )
         info.update(
-            features_s=features_s, train_s=time.perf_counter() - t1, eval_s=0.0, features_cached=all(hits)
+            features_s=features_s,
+            train_s=time.perf_counter() - t1,
+            eval_s=0.0,
+            features_cached=all(hits),
+            runtime=plan.as_record(),
         )
         return Outcome(fit=info, y_true=cache["test"][1], y_score=y_score)
 
@@ -303,8 +312,32 @@ def validation_score(y_true: np.ndarray, y_score: np.ndarray, task: str, metric:
     return float(value) if metric != "ece" else -float(value)
 
 
+def runtime_plan(
+    extractor: FeatureExtractor,
+    device: str,
+    purpose: str,
+    mixed_precision: str = "auto",
+    channels_last: bool | None = None,
+) -> RuntimePlan:
+    """Precision + memory format of ``extractor`` on ``device`` for ``purpose`` (``extract`` or
+    ``finetune``): hfssl's one resolver, :func:`hfssl.training.resolve_runtime`."""
+    from hfssl.training import resolve_runtime
+
+    return resolve_runtime(
+        device,
+        extractor,
+        extractor.spatial_dims,
+        mixed_precision=mixed_precision,
+        channels_last=channels_last,
+        purpose=purpose,
+    )
+
+
 def volume_memory_format(spatial_dims: int) -> Any:
-    """``torch.channels_last_3d`` for volumes, else ``None`` (keep the default layout).
+    """``torch.channels_last_3d`` for volumes, else ``None`` (keep the default layout): the fp32 layout.
+
+    The protocols take their layout (and precision) from :func:`runtime_plan` now; this stays for
+    callers that want the fp32 layout alone.
 
     3D convolutions run markedly faster channels-last on CPU, in training and inference alike;
     small 2D images gain nothing from it, so 2D keeps NCHW.

@@ -31,9 +31,9 @@ from eval_suite.protocols.base import (
     ClassificationProtocol,
     EvalData,
     Outcome,
+    runtime_plan,
     to_memory_format,
     validation_score,
-    volume_memory_format,
 )
 from hfssl.errors import ConfigError
 from hfssl.utils.logging import get_logger, progress_disabled
@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from eval_suite.runner import EvalConfig
     from hfssl.hub import FeatureExtractor
+    from hfssl.training import RuntimePlan
 
 logger = get_logger("eval_suite.finetune")
 
@@ -159,6 +160,8 @@ class Finetune(ClassificationProtocol):
             num_workers=self.cfg.num_workers,
             ordinal_head=self.cfg.ordinal_head,
             tune_thresholds=self.cfg.tune_thresholds,
+            mixed_precision=self.cfg.mixed_precision,
+            channels_last=self.cfg.channels_last,
         )
         return Outcome(fit=info, y_true=y_true, y_score=y_score)
 
@@ -219,9 +222,15 @@ def predict(
     device: str,
     memory_format: Any = None,
     ordinal_head: str | None = None,
+    plan: RuntimePlan | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(y_true, y_score)``: class probabilities ``(N, C)`` (ordinal regression head: the regressed
-    grades ``(N, 1)``; the other ordinal heads: per-grade probabilities)."""
+    grades ``(N, 1)``; the other ordinal heads: per-grade probabilities).
+
+    ``plan`` (precision + memory format) wins over ``memory_format`` when given.
+    """
+    import contextlib
+
     import torch
 
     from hfssl.models import ordinal_probabilities
@@ -229,9 +238,11 @@ def predict(
     head = (ordinal_head or "regression") if task == "ordinal" else None
     model.eval()
     scores, labels = [], []
-    with torch.inference_mode():
+    amp = plan.autocast() if plan is not None else contextlib.nullcontext()
+    with torch.inference_mode(), amp:
         for batch in loader:
-            x = to_memory_format(batch["pixel_values"].to(device), memory_format)
+            x = batch["pixel_values"].to(device)
+            x = plan.apply(x) if plan is not None else to_memory_format(x, memory_format)
             out = model(x).float()
             if head is None:
                 out = out.softmax(dim=1)
@@ -265,8 +276,13 @@ def run_finetune(
     on_epoch: Callable[[dict[str, Any], torch.nn.Module, bool], None] | None = None,
     ordinal_head: str | None = None,
     tune_thresholds: bool = True,
+    mixed_precision: str = "auto",
+    channels_last: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Train ``extractor`` + head on ``train``, pick the best ``val`` epoch, score ``test``.
+
+    Precision and memory format come from hfssl's resolver (``finetune`` purpose: bf16 autocast
+    on GPUs and on CPUs with native bf16); ``mixed_precision`` / ``channels_last`` override it.
 
     Returns ``(y_true, y_score, info)`` where ``info`` holds the best epoch, the validation history
     and timings. ``on_epoch(entry, model, is_best)`` is called after every epoch (logging, scripts).
@@ -289,10 +305,9 @@ def run_finetune(
     head = (ordinal_head or "regression") if task == "ordinal" else None
     regressed = head == "regression"
     num_outputs = ordinal_num_outputs(head, num_classes) if head else num_classes
-    memory_format = volume_memory_format(extractor.spatial_dims)
-    model = to_memory_format(
-        _classifier(extractor, num_outputs, recipe.head, cumulative=head == "cumulative").to(device),
-        memory_format,
+    plan = runtime_plan(extractor, device, "finetune", mixed_precision, channels_last)
+    model = plan.apply(
+        _classifier(extractor, num_outputs, recipe.head, cumulative=head == "cumulative").to(device)
     )
     labels = read_labels(train)
     sampler = regimes.make_sampler(policy["sampler"], labels, seed)
@@ -331,19 +346,21 @@ def run_finetune(
             sampler.set_epoch(epoch)
         total, seen = 0.0, 0
         for batch in loader:
-            x = to_memory_format(batch["pixel_values"].to(device), memory_format)
+            x = plan.apply(batch["pixel_values"].to(device))
             y = batch["labels"].reshape(-1).to(device)
             target = y.float() if regressed else torch.nn.functional.one_hot(y, num_classes).float()
             if policy["mixup"] > 0 and not regressed:
                 x, target = regimes.mixup(x, target, policy["mixup"], generator)
-            loss = loss_fn(model(x), target)
+            with plan.autocast():
+                logits = model(x)
+            loss = loss_fn(logits.float(), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(y)
             seen += len(y)
         scheduler.step()
-        yv, sv = predict(model, val_loader, task, device, memory_format, head)
+        yv, sv = predict(model, val_loader, task, device, ordinal_head=head, plan=plan)
         score = validation_score(yv, sv, task, select)
         history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), f"val_{select}": score})
         bar.set_postfix(loss=f"{total / max(seen, 1):.4f}", val=f"{score:.4f}")
@@ -364,10 +381,10 @@ def run_finetune(
     if best_state is not None:
         model.load_state_dict(best_state)
     t1 = time.perf_counter()
-    y_true, y_score = predict(model, test_loader, task, device, memory_format, head)
+    y_true, y_score = predict(model, test_loader, task, device, ordinal_head=head, plan=plan)
     tuned: dict[str, Any] = {}
     if regressed and tune_thresholds:
-        yv, sv = predict(model, val_loader, task, device, memory_format, head)
+        yv, sv = predict(model, val_loader, task, device, ordinal_head=head, plan=plan)
         tuned = tune(sv, yv, num_classes)
         y_score = apply_thresholds(y_score, tuned["thresholds"]).astype(np.float64).reshape(-1, 1)
     info = {
@@ -378,5 +395,6 @@ def run_finetune(
         "train_s": train_s,
         "eval_s": time.perf_counter() - t1,
         **tuned,
+        "runtime": plan.as_record(),
     }
     return y_true, y_score, info

@@ -404,6 +404,7 @@ def _template_context(
         if args.get("use_cpu"):
             parts.append("CPU")
         hardware = ", ".join(parts) or hardware
+    precision_text = _precision_text(args)
     runtime = args.get("train_runtime") or args.get("training_time_s")
     training_time = _duration(runtime) if isinstance(runtime, (int, float)) else "not recorded"
     normalisation = "none (pixel values in [0, 1])"
@@ -430,6 +431,7 @@ def _template_context(
         "pretrain_seed": cfg.get("pretrain_seed"),
         "hfssl_version": hfssl_version,
         "hardware": hardware,
+        "precision": precision_text,
         "training_time": training_time,
         "normalisation": normalisation,
         "hyperparameters": _hyperparameters(args),
@@ -448,6 +450,21 @@ def _hyperparameters(args: Mapping[str, Any]) -> list[tuple[str, str]]:
     for key, value in sorted((args.get("method_kwargs") or {}).items()):
         rows.append((f"method_kwargs.{key}", json.dumps(value, sort_keys=True)))
     return rows
+
+
+def _precision_text(args: Mapping[str, Any]) -> str:
+    """``"bf16 autocast, channels_last memory format"`` from ``training_args.json``'s resolved runtime."""
+    precision = args.get("mixed_precision")
+    if not precision:
+        return "not recorded"
+    text = "fp32" if precision == "no" else f"{precision} autocast"
+    layout = args.get("memory_format")
+    if layout is None and "channels_last_resolved" in args:
+        layout = "channels-last" if args["channels_last_resolved"] else "contiguous"
+    if layout:
+        text += f", {layout} memory format"
+    reason = args.get("runtime_reason")
+    return f"{text} ({reason})" if reason else text
 
 
 def _duration(seconds: float) -> str:

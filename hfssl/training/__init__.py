@@ -32,6 +32,8 @@ _LAZY: dict[str, str] = {
     "create_optimizer": "hfssl.training.optim",
     "create_scheduler": "hfssl.training.optim",
     "parameter_groups": "hfssl.training.optim",
+    "RuntimePlan": "hfssl.training.runtime",
+    "resolve_runtime": "hfssl.training.runtime",
 }
 
 

@@ -169,10 +169,18 @@ class PretrainingArguments:
     save_steps: int = field(default=500, metadata={"help": "checkpoint interval for --save-strategy steps"})
     save_total_limit: int | None = field(default=2, metadata={"help": "keep only the last K checkpoints"})
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = field(
-        default="auto", metadata={"help": "auto: bf16 (fp16 without bf16 support) on GPU, off on CPU"}
+        default="auto",
+        metadata={
+            "help": "auto: bf16 (fp16 without bf16 support) on GPU, bf16 on CPUs where it beats fp32 "
+            "(AMX, AMD AVX512-BF16), else off"
+        },
     )
     channels_last: bool | None = field(
-        default=None, metadata={"help": "channels-last memory format (default: on for CNNs on GPU)"}
+        default=None,
+        metadata={
+            "help": "channels-last memory format (default: on for CNNs on GPU and with CPU bf16, "
+            "for 3D CNNs on CPU)"
+        },
     )
     sync_batchnorm: bool = field(
         default=False, metadata={"help": "SyncBatchNorm across processes (multi-GPU)"}

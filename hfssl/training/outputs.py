@@ -188,6 +188,7 @@ def run_banner(trainer: Pretrainer, run: Any) -> str:
         f"  batch per device = {s.per_device_batch}, processes = {s.num_processes}, accumulation = "
         f"{s.accumulation}, total batch = {s.global_batch}\n"
         f"  optimizer = {args.optim}, lr = {args.learning_rate}, schedule = {args.lr_scheduler_type} "
-        f"(warm-up {warmup}), mixed precision = {getattr(trainer.accelerator, 'mixed_precision', 'no')}, "
-        f"channels_last = {run.channels_last}" + resumed
+        f"(warm-up {warmup})\n"
+        f"  mixed precision = {run.plan.mixed_precision}, memory format = {run.plan.memory_format} "
+        f"({run.plan.reason})" + resumed
     )

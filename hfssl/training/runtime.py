@@ -1,15 +1,47 @@
 """Where a run's runtime settings are resolved: precision, memory format, trackers, device, hardware.
 
-One place decides what ``auto`` / unset means for the launcher, the device and the backbone, so
-that the trainer, the benchmarks and the model card all agree. :func:`make_accelerator` builds
-the ``Accelerator`` from the resolved values.
+One resolver, :func:`resolve_runtime`, decides what ``auto`` / unset means for a device, a model
+and a purpose, so that the trainer, the evaluation suite (feature extraction, finetuning) and
+the benchmarks all run, log and record the same configuration. It returns a :class:`RuntimePlan`.
+:func:`make_accelerator` builds the ``Accelerator`` from the resolved precision.
+
+The decision (``auto`` precision, unset memory format); flags always override:
+
+=======================  =====================  ==================  ==================  ============
+device                   precision              2D CNN              3D CNN              ViT
+=======================  =====================  ==================  ==================  ============
+CUDA with bf16           bf16 autocast          channels-last       channels-last-3d    contiguous
+CUDA without bf16        fp16 autocast          channels-last       channels-last-3d    contiguous
+CPU, bf16 faster [3]     bf16 autocast [1]      see [2]             channels-last-3d    contiguous
+CPU, bf16 not faster     fp32                   contiguous (NCHW)   channels-last-3d    contiguous
+MPS, XPU, other          fp32                   contiguous          contiguous          contiguous
+=======================  =====================  ==================  ==================  ============
+
+[1] :data:`CPU_BF16_DEFAULT`, per purpose (``train`` = pretraining, ``finetune`` = end-to-end eval
+    training, ``extract`` = frozen-feature extraction): the one switch that turns the CPU bf16
+    default on or off, set by the convergence check (``benchmarks/bf16_convergence.py``) and the
+    feature-metric test (``tests/eval_suite/test_bf16_features.py``).
+[2] The memory format follows the *resolved* precision (:data:`MEMORY_FORMAT`): with fp32 on a CPU
+    (``--mixed-precision no``, or the switch off) a 2D CNN keeps NCHW, because channels-last fp32
+    is slower there; with bf16 it takes the format measured fastest with bf16
+    (``benchmarks/bf16_memory_format.py``).
+[3] :data:`CPU_BF16_FASTER`: native bf16 is not enough. With AMX, or AVX512-BF16 on AMD (Zen 4/5:
+    a bf16 ResNet-18 SimCLR step ran 2x the fp32 one), bf16 is the fast path; on Intel CPUs with
+    AVX512-BF16 but no AMX (Cooper Lake; Sapphire Rapids VMs that hide AMX) a bf16 GEMM or 3x3
+    convolution runs at about half the fp32 rate (85 vs 160 GFLOP/s per core measured), so fp32
+    stays the default there. Unknown vendors keep fp32.
+
+``auto`` also follows a launcher's ``fp16``/``bf16`` (``accelerate launch --mixed_precision``)
+for pretraining. The capability probe is :func:`probe_device`; tests fake it to check each row.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -25,15 +57,55 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = get_logger(__name__)
 
 __all__ = [
+    "CPU_BF16_DEFAULT",
+    "CPU_BF16_FASTER",
+    "MEMORY_FORMAT",
+    "DeviceCaps",
+    "RuntimePlan",
     "backbone_is_cnn",
+    "cpu_bf16_unit",
+    "cpu_vendor",
     "hardware_description",
     "make_accelerator",
+    "model_kind",
     "native_bf16_cpu",
+    "probe_device",
     "resolve_channels_last",
     "resolve_mixed_precision",
+    "resolve_runtime",
     "resolve_trackers",
+    "runtime_device_type",
     "to_memory_format",
 ]
+
+Purpose = Literal["train", "finetune", "extract"]
+ModelKind = Literal["cnn2d", "cnn3d", "vit"]
+
+#: THE SWITCH: whether CPUs with native bf16 (AVX512-BF16 / AMX) default to bf16 autocast, per
+#: purpose. ``train``: pretraining (on if bf16 pretraining converges like fp32, kNN lift of ROT and
+#: SimCLR over 3 seeds, ``benchmarks/bf16_convergence.py``). ``extract``: frozen features for the
+#: linear/kNN protocols (on: BreastMNIST linear-probe and kNN metrics with bf16 features stay inside
+#: the fp32 test-bootstrap CIs, ``tests/eval_suite/test_bf16_features.py``). ``finetune``: the
+#: end-to-end evaluation protocols (same check). Set a value to False to flip that purpose back
+#: to fp32 (the memory format then follows the fp32 row).
+CPU_BF16_DEFAULT: dict[str, bool] = {"train": True, "finetune": True, "extract": True}
+
+#: Memory format per (device class, model kind, resolved precision); ``"fp32"`` rows are used for
+#: precision ``no``, ``"amp"`` rows for bf16/fp16 autocast. Device classes: ``cuda``, ``cpu``,
+#: ``other`` (MPS, XPU, ...: contiguous everywhere). The CPU bf16 2D entry is the format measured
+#: fastest for a small-stem ResNet-18 step with bf16 autocast (``benchmarks/bf16_memory_format.py``).
+MEMORY_FORMAT: dict[tuple[str, str, str], str] = {
+    ("cuda", "cnn2d", "fp32"): "channels_last",
+    ("cuda", "cnn2d", "amp"): "channels_last",
+    ("cuda", "cnn3d", "fp32"): "channels_last_3d",
+    ("cuda", "cnn3d", "amp"): "channels_last_3d",
+    # CPU fp32: NCHW is faster than channels-last for 2D CNN steps; 3D convolutions run about 2x
+    # faster channels-last-3d
+    ("cpu", "cnn2d", "fp32"): "contiguous",
+    ("cpu", "cnn2d", "amp"): "channels_last",
+    ("cpu", "cnn3d", "fp32"): "channels_last_3d",
+    ("cpu", "cnn3d", "amp"): "channels_last_3d",
+}
 
 
 def native_bf16_cpu() -> bool:
@@ -44,45 +116,265 @@ def native_bf16_cpu() -> bool:
         return False
 
 
+#: Whether bf16 autocast is *faster* than fp32 on a CPU with native bf16, per (bf16 unit, vendor);
+#: ``"*"`` matches any vendor; a pair not listed means no (fp32 stays the default). See note [3].
+CPU_BF16_FASTER: dict[tuple[str, str], bool] = {
+    ("amx", "*"): True,
+    ("avx512_bf16", "AuthenticAMD"): True,
+    ("avx512_bf16", "GenuineIntel"): False,
+}
+
+
+@dataclass(frozen=True)
+class DeviceCaps:
+    """What the resolver needs to know about a device: its type, whether it runs bf16 natively,
+    and whether bf16 is faster than fp32 there (always so on CUDA; :data:`CPU_BF16_FASTER` on CPU)."""
+
+    device_type: str
+    bf16: bool
+    bf16_faster: bool = True
+    detail: str = ""
+
+
+def cpu_vendor() -> str:
+    """``GenuineIntel``, ``AuthenticAMD``, ... from ``/proc/cpuinfo`` (``""`` where unknown)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def cpu_bf16_unit() -> str | None:
+    """``"amx"`` (AMX tiles), ``"avx512_bf16"`` or None: how this CPU runs bf16 matrix multiplies."""
+    if not native_bf16_cpu():
+        return None
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        if amx is not None and amx():
+            return "amx"
+    except RuntimeError:  # pragma: no cover - a torch without the probe
+        pass
+    return "avx512_bf16"
+
+
+def probe_device(device: str | torch.device) -> DeviceCaps:
+    """The capability probe: ``cuda`` -> ``torch.cuda.is_bf16_supported()``; ``cpu`` -> native bf16
+    through oneDNN and, if so, whether it beats fp32 (:data:`CPU_BF16_FASTER`); anything else (MPS,
+    XPU) -> no bf16 default."""
+    device_type = torch.device(device).type
+    if device_type == "cuda":
+        return DeviceCaps("cuda", bool(torch.cuda.is_bf16_supported()))
+    if device_type == "cpu":
+        unit = cpu_bf16_unit()
+        if unit is None:
+            return DeviceCaps("cpu", False, False)
+        vendor = cpu_vendor()
+        faster = CPU_BF16_FASTER.get((unit, "*"), CPU_BF16_FASTER.get((unit, vendor), False))
+        return DeviceCaps("cpu", True, faster, f"{unit} on {vendor or 'an unknown vendor'}")
+    return DeviceCaps(device_type, False, False)
+
+
+def backbone_is_cnn(backbone: str) -> bool:
+    """Whether a backbone name is a convolutional network (not a vision transformer)."""
+    return not backbone.startswith(("vit", "deit", "eva", "beit", "swin", "cait", "xcit"))
+
+
+def model_kind(model: str | torch.nn.Module, spatial_dims: int = 2) -> ModelKind:
+    """``cnn2d`` / ``cnn3d`` / ``vit`` of a backbone name or a module.
+
+    A module counts as a CNN when it holds more than one convolution (a ViT has exactly one, its
+    patch embedding).
+    """
+    if isinstance(model, str):
+        cnn = backbone_is_cnn(model)
+    else:
+        convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+        cnn = sum(isinstance(m, convs) for m in model.modules()) > 1
+    if not cnn:
+        return "vit"
+    return "cnn3d" if spatial_dims == 3 else "cnn2d"
+
+
+@dataclass(frozen=True)
+class RuntimePlan:
+    """A resolved precision + memory format, and why.
+
+    ``mixed_precision``: ``"no"`` (fp32), ``"bf16"`` or ``"fp16"`` autocast (Accelerate's names);
+    ``memory_format``: ``"contiguous"``, ``"channels_last"`` or ``"channels_last_3d"``.
+    """
+
+    device_type: str
+    mixed_precision: str
+    memory_format: str
+    reason: str
+
+    @property
+    def channels_last(self) -> bool:
+        return self.memory_format != "contiguous"
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.mixed_precision)
+
+    @property
+    def torch_memory_format(self) -> torch.memory_format:
+        return {
+            "channels_last": torch.channels_last,
+            "channels_last_3d": torch.channels_last_3d,
+        }.get(self.memory_format, torch.contiguous_format)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """``torch.autocast`` for this plan (a no-op context for fp32)."""
+        dtype = self.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=dtype)
+
+    def apply(self, t: Any) -> Any:
+        """A tensor or module in this plan's memory format (unchanged when contiguous)."""
+        if not self.channels_last:
+            return t
+        if isinstance(t, torch.Tensor):
+            return t.contiguous(memory_format=self.torch_memory_format)
+        return t.to(memory_format=self.torch_memory_format)
+
+    def describe(self) -> str:
+        """``"bf16 autocast, channels_last"`` - for logs, banners and model cards."""
+        precision = "fp32" if self.mixed_precision == "no" else f"{self.mixed_precision} autocast"
+        return f"{precision}, {self.memory_format}"
+
+    def as_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_runtime(
+    device: str | torch.device,
+    model: str | torch.nn.Module,
+    spatial_dims: int = 2,
+    *,
+    mixed_precision: str = "auto",
+    channels_last: bool | None = None,
+    purpose: Purpose = "train",
+    caps: DeviceCaps | None = None,
+) -> RuntimePlan:
+    """The precision and memory format of a run (see the module's table); flags always override.
+
+    Args:
+        device: where the model runs (``"cpu"``, ``"cuda:1"``, a ``torch.device``).
+        model: the backbone's name or the module (CNN or ViT, see :func:`model_kind`).
+        spatial_dims: 2 (images) or 3 (volumes).
+        mixed_precision: ``auto`` (the table), or ``no`` / ``bf16`` / ``fp16`` (used as given).
+        channels_last: None (the table, given the resolved precision), or True/False (as given;
+            True means channels-last-3d for volumes).
+        purpose: ``train`` (pretraining), ``finetune`` (end-to-end eval training) or ``extract``
+            (frozen-feature extraction): selects the :data:`CPU_BF16_DEFAULT` entry.
+        caps: the device's capabilities (default: :func:`probe_device`).
+    """
+    if purpose not in CPU_BF16_DEFAULT:
+        raise ValueError(f"purpose must be one of {sorted(CPU_BF16_DEFAULT)}, not {purpose!r}")
+    if mixed_precision not in ("auto", "no", "bf16", "fp16"):
+        raise ConfigError(f"unknown mixed precision {mixed_precision!r}", "use auto, no (fp32), bf16 or fp16")
+    caps = caps if caps is not None else probe_device(device)
+    kind = model_kind(model, spatial_dims)
+    why: list[str] = []
+
+    if mixed_precision != "auto":
+        precision = mixed_precision
+        why.append(f"precision {precision} as asked")
+    else:
+        launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "").lower() if purpose == "train" else ""
+        if launcher in ("fp16", "bf16"):
+            precision = launcher
+            why.append(f"{precision} from the launcher")
+        elif caps.device_type == "cuda":
+            precision = "bf16" if caps.bf16 else "fp16"
+            why.append(f"CUDA {'with' if caps.bf16 else 'without'} bf16")
+        elif caps.device_type == "cpu" and caps.bf16 and caps.bf16_faster and CPU_BF16_DEFAULT[purpose]:
+            precision = "bf16"
+            why.append(f"CPU with fast native bf16{_detail(caps)}, bf16 default for {purpose}")
+        elif caps.device_type == "cpu":
+            precision = "no"
+            if not caps.bf16:
+                why.append("CPU without native bf16: fp32")
+            elif not caps.bf16_faster:
+                why.append(f"CPU with native bf16{_detail(caps)} but no faster than fp32: fp32")
+            else:
+                why.append(f"CPU with native bf16{_detail(caps)} but the bf16 default is off for {purpose}")
+        else:
+            precision = "no"
+            why.append(f"{caps.device_type}: fp32")
+
+    if channels_last is not None:
+        layout = (
+            ("channels_last_3d" if spatial_dims == 3 else "channels_last") if channels_last else "contiguous"
+        )
+        why.append(f"{layout} as asked")
+    elif kind == "vit":
+        layout = "contiguous"
+        why.append("ViT: no convolution layout to change")
+    else:
+        device_class = caps.device_type if caps.device_type in ("cuda", "cpu") else "other"
+        layout = MEMORY_FORMAT.get((device_class, kind, "fp32" if precision == "no" else "amp"), "contiguous")
+        why.append(f"{layout} for a {kind} with {'fp32' if precision == 'no' else precision}")
+    return RuntimePlan(caps.device_type, precision, layout, "; ".join(why))
+
+
+def _detail(caps: DeviceCaps) -> str:
+    return f" ({caps.detail})" if caps.detail else ""
+
+
+def runtime_device_type(args: PretrainingArguments) -> str:
+    """The device type the trainer's Accelerator will pick for ``args``: cuda, cpu, or mps/xpu."""
+    if args.use_cpu:
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        return "xpu"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 def _xpu_or_mps_available() -> bool:
     xpu = getattr(torch, "xpu", None)
     mps = getattr(torch.backends, "mps", None)
     return bool((xpu is not None and xpu.is_available()) or (mps is not None and mps.is_available()))
 
 
-def resolve_mixed_precision(value: str, device_type: str) -> str:
-    """``auto`` -> fp16/bf16 when the launcher asked for it (``accelerate launch --mixed_precision``
-    or its config file), else bf16 (fp16 where bf16 is unsupported) on CUDA and ``no`` on CPU.
+def resolve_mixed_precision(value: str, device_type: str, backbone: str = "resnet18") -> str:
+    """The precision :func:`resolve_runtime` picks for pretraining ``backbone`` on ``device_type``.
 
-    The launcher's ``no`` is not followed: ``accelerate launch`` sets it whenever nothing was
-    chosen, so it cannot be told from an explicit choice; pass ``--mixed-precision no`` for fp32.
+    ``auto`` -> fp16/bf16 when the launcher asked for it (``accelerate launch --mixed_precision``
+    or its config file), else bf16 (fp16 where bf16 is unsupported) on CUDA, bf16 on CPUs with
+    native bf16 (:data:`CPU_BF16_DEFAULT`) and ``no`` elsewhere. The launcher's ``no`` is not
+    followed: ``accelerate launch`` sets it whenever nothing was chosen, so it cannot be told from
+    an explicit choice; pass ``--mixed-precision no`` for fp32.
     """
-    if value != "auto":
-        return value
-    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "").lower()
-    if launcher in ("fp16", "bf16"):
-        return launcher
-    if device_type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
+    return resolve_runtime(device_type, backbone, mixed_precision=value).mixed_precision
 
 
 def resolve_channels_last(
-    value: bool | None, device_type: str, backbone_is_cnn: bool, spatial_dims: int = 2
+    value: bool | None,
+    device_type: str,
+    backbone_is_cnn: bool,
+    spatial_dims: int = 2,
+    mixed_precision: str = "auto",
 ) -> bool:
-    """``None`` -> on for CNNs on GPU, for 3D CNNs on CPU, and on CPUs with native bf16; off elsewhere.
-
-    Why: on CPUs without native bf16, channels-last fp32 is not faster for 2D CNN steps (slower at
-    larger batches), so 2D keeps NCHW there; 3D convolutions run faster channels-last-3d on CPU
-    too (``benchmarks/pretrain_throughput.py`` measures both).
-    """
-    if value is not None:
-        return bool(value)
-    if not backbone_is_cnn:
-        return False
-    if device_type == "cuda" or (device_type == "cpu" and spatial_dims == 3):
-        return True
-    return device_type == "cpu" and native_bf16_cpu()
+    """Whether :func:`resolve_runtime` picks a channels-last format (see the module's table)."""
+    return resolve_runtime(
+        device_type,
+        "resnet18" if backbone_is_cnn else "vit_tiny_patch16_224",
+        spatial_dims,
+        mixed_precision=mixed_precision,
+        channels_last=value,
+    ).channels_last
 
 
 def resolve_trackers(report_to: str) -> list[str] | str | None:
@@ -118,11 +410,6 @@ def resolve_trackers(report_to: str) -> list[str] | str | None:
     return kept or None
 
 
-def backbone_is_cnn(backbone: str) -> bool:
-    """Whether a backbone name is a convolutional network (not a vision transformer)."""
-    return not backbone.startswith(("vit", "deit", "eva", "beit"))
-
-
 def to_memory_format(pixels: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """A batch in the run's memory format (channels-last when resolved so, else as it is)."""
     return to_channels_last(pixels) if channels_last else pixels
@@ -141,8 +428,32 @@ def hardware_description(device: torch.device, num_processes: int) -> str:
     return f"CPU: {model or device.type} ({os.cpu_count()} cores), {num_processes} process(es)"
 
 
-def make_accelerator(args: PretrainingArguments, project_dir: Path, logging_dir: Path) -> Accelerator:
-    """The run's ``Accelerator``: device, resolved mixed precision, trackers, gradient accumulation."""
+def _allow_precision(precision: str) -> None:
+    """Let this process's next Accelerator use ``precision``.
+
+    Accelerate keeps one mixed precision per process (``AcceleratorState`` is a singleton) and
+    refuses an Accelerator with another; a second run in the same process (a study, a notebook,
+    the tests) may resolve another precision than the first, so the precision part of the state is
+    reset (the process group, ``PartialState``, is kept).
+    """
+    from accelerate.state import AcceleratorState
+
+    current = AcceleratorState._shared_state.get("_mixed_precision")
+    if current is not None and current != precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
+def make_accelerator(
+    args: PretrainingArguments,
+    project_dir: Path,
+    logging_dir: Path,
+    mixed_precision: str | None = None,
+) -> Accelerator:
+    """The run's ``Accelerator``: device, mixed precision, trackers, gradient accumulation.
+
+    ``mixed_precision``: the resolved precision (:func:`resolve_runtime`); None resolves
+    ``args.mixed_precision`` for a CNN on :func:`runtime_device_type`.
+    """
     from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
     from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration
 
@@ -152,7 +463,8 @@ def make_accelerator(args: PretrainingArguments, project_dir: Path, logging_dir:
     # process alone.
     other_device = _xpu_or_mps_available()
     cpu = args.use_cpu or not (cuda or other_device)
-    precision = resolve_mixed_precision(args.mixed_precision, "cuda" if cuda else "cpu")
+    precision = mixed_precision or resolve_mixed_precision(args.mixed_precision, runtime_device_type(args))
+    _allow_precision(precision)
     log_with = resolve_trackers(args.report_to)
     return Accelerator(
         cpu=cpu,

@@ -49,10 +49,11 @@ from hfssl.training.checkpointing import (
 )
 from hfssl.training.outputs import PretrainResult
 from hfssl.training.runtime import (
-    backbone_is_cnn,
+    RuntimePlan,
     hardware_description,
     make_accelerator,
-    resolve_channels_last,
+    resolve_runtime,
+    runtime_device_type,
     to_memory_format,
 )
 from hfssl.utils.io import write_json_atomic
@@ -86,7 +87,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     warmup: int
-    channels_last: bool
+    plan: RuntimePlan
     monitor: OnlineKnnMonitor | None
     resume_path: Path | None = None
     resumed: TrainerState | None = None
@@ -94,6 +95,10 @@ class _Run:
     loader: Any = None
     unwrapped: PretextModel | None = None
     generator: torch.Generator | None = None
+
+    @property
+    def channels_last(self) -> bool:
+        return self.plan.channels_last
 
 
 @dataclass
@@ -151,8 +156,13 @@ class Pretrainer:
         """Run (or resume) the pretraining and export the backbone; returns what was written."""
         args = self.args
         outputs.check_output_dir(self.output_dir, bool(args.overwrite_output_dir or args.resume_from))
+        # the precision does not depend on the data's dimensions (resolve_runtime's table), so it
+        # is resolved before the data is loaded; _setup resolves the memory format with them
+        precision = resolve_runtime(
+            runtime_device_type(args), self.model_args.backbone, mixed_precision=args.mixed_precision
+        ).mixed_precision
         accelerator = self.accelerator = make_accelerator(
-            args, self.output_dir, self.output_dir / outputs.RUNS_DIR
+            args, self.output_dir, self.output_dir / outputs.RUNS_DIR, mixed_precision=precision
         )
         self._started = time.monotonic()
         try:
@@ -187,15 +197,10 @@ class Pretrainer:
         schedule = build.plan_schedule(len(unlabelled), args, accelerator.num_processes)
         model = build.build_pretext_model(self.model_args, desc, schedule.total_steps)
         build.check_batch_size(model, args.per_device_train_batch_size)
-        channels_last = resolve_channels_last(
-            args.channels_last,
-            accelerator.device.type,
-            backbone_is_cnn(self.model_args.backbone),
-            desc.spatial_dims,
-        )
-        model = build.place_model(model, args, accelerator, channels_last, desc.spatial_dims)
+        plan = self._runtime_plan(model, desc.spatial_dims)
+        model = build.place_model(model, args, accelerator, plan.channels_last, desc.spatial_dims)
         optimizer, scheduler, warmup = build.build_optimization(model, args, schedule.total_steps)
-        run = _Run(schedule, desc, unlabelled, model, optimizer, scheduler, warmup, channels_last, None)
+        run = _Run(schedule, desc, unlabelled, model, optimizer, scheduler, warmup, plan, None)
         if args.resume_from:
             run.resume_path = self.checkpoints.resolve(args.resume_from)
             run.resumed = validate_checkpoint(run.resume_path, accelerator.num_processes)
@@ -215,8 +220,34 @@ class Pretrainer:
                 )
         run.monitor = build.make_knn_monitor(dsd, self.data_args, args, accelerator)
         if run.monitor is not None:
-            run.monitor.channels_last = channels_last
+            run.monitor.channels_last = plan.channels_last
         return run
+
+    def _runtime_plan(self, model: torch.nn.Module, spatial_dims: int) -> RuntimePlan:
+        """Precision + memory format of this run on the Accelerator's device (one resolver); the
+        model kind (CNN or ViT) is read from the built backbone, not guessed from its name."""
+        import dataclasses
+
+        accelerator, args = self._acc, self.args
+        backbone = getattr(model, "backbone", None)
+        kind_of = backbone if isinstance(backbone, torch.nn.Module) else self.model_args.backbone
+        plan = resolve_runtime(
+            accelerator.device,
+            kind_of,
+            spatial_dims,
+            mixed_precision=args.mixed_precision,
+            channels_last=args.channels_last,
+        )
+        if plan.mixed_precision != accelerator.mixed_precision:  # Accelerate had the last word
+            plan = resolve_runtime(
+                accelerator.device,
+                kind_of,
+                spatial_dims,
+                mixed_precision=accelerator.mixed_precision,
+                channels_last=args.channels_last,
+            )
+            plan = dataclasses.replace(plan, reason=f"{plan.reason} (Accelerate's precision)")
+        return plan
 
     def _arguments(self) -> tuple[Any, ...]:
         return (self.model_args, self.data_args, self.args)
@@ -234,8 +265,10 @@ class Pretrainer:
                 "steps_per_epoch": s.steps_per_epoch,
                 "total_steps": s.total_steps,
                 "warmup_steps": run.warmup,
-                "mixed_precision": accelerator.mixed_precision,
-                "channels_last_resolved": run.channels_last,
+                "mixed_precision": run.plan.mixed_precision,
+                "channels_last_resolved": run.plan.channels_last,
+                "memory_format": run.plan.memory_format,
+                "runtime_reason": run.plan.reason,
                 "unlabelled_images": len(run.unlabelled),
                 "hardware": hardware_description(accelerator.device, s.num_processes),
             }

@@ -37,6 +37,8 @@ def run_dir(tmp_path_factory) -> Path:
         "num_processes": 4,
         "mixed_precision": "bf16",
         "hardware": "4x NVIDIA H100",
+        "memory_format": "channels_last",
+        "runtime_reason": "CUDA with bf16",
         "train_runtime": 5400.0,
         "method_kwargs": {"projection_dim": 128, "momentum": 0.996},
     }
@@ -91,6 +93,7 @@ def test_card_renders_and_parses_back(run_dir, tmp_path):
         "`method_kwargs.momentum` | `0.996`",
         '`optim` | `"lars"`',
         "4x NVIDIA H100, 4 process(es), mixed precision: bf16",
+        "| Precision | bf16 autocast, channels_last memory format (CUDA with bf16) |",
         "1 h 30 min",
         'AutoModel.from_pretrained("org/byol-r")',
         "import hfssl",

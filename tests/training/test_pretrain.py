@@ -135,6 +135,12 @@ def test_outputs_checkpoints_and_provenance(full_run: Path) -> None:
     args = json.loads((full_run / "training_args.json").read_text())
     assert args["method"] == "byol" and args["total_steps"] == 7 and args["steps_per_epoch"] == 4
     assert args["hardware"].startswith("CPU: ") and args["train_runtime"] > 0  # shown on model cards
+    # the resolved runtime, as the resolver decides it for this CPU (also shown on model cards)
+    from hfssl.training.runtime import resolve_runtime
+
+    plan = resolve_runtime("cpu", "resnet18", 2)
+    assert (args["mixed_precision"], args["memory_format"]) == (plan.mixed_precision, plan.memory_format)
+    assert args["channels_last_resolved"] is plan.channels_last and args["runtime_reason"] == plan.reason
     records = [json.loads(line) for line in (full_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "loss" in r] == list(range(1, 8))
     assert [r["step"] for r in records if "knn_accuracy" in r] == [0, 4, 7]
@@ -361,5 +367,28 @@ def test_3d_pretraining_runs_channels_last_3d(tmp_path: Path, data_dir: Path) ->
     assert run(args) == 0
     record = json.loads((out / "training_args.json").read_text())
     assert record["channels_last_resolved"] is True
+    losses = [loss for _, loss in _losses(out)]
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+
+
+@pytest.mark.parametrize(
+    "flags, precision, layout",
+    [
+        (("--mixed-precision", "bf16"), "bf16", "channels_last"),  # the fast-bf16 CPU default, forced
+        (("--mixed-precision", "no", "--channels-last", "true"), "no", "channels_last"),  # flags win
+    ],
+)
+def test_the_resolved_runtime_is_what_runs_and_is_recorded(
+    tmp_path: Path, data_dir: Path, caplog: pytest.LogCaptureFixture, flags, precision, layout
+) -> None:
+    import logging
+
+    out = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="hfssl"):
+        assert run(fast_args(out, *flags)) == 0
+    record = json.loads((out / "training_args.json").read_text())
+    assert (record["mixed_precision"], record["memory_format"]) == (precision, layout)
+    assert "as asked" in record["runtime_reason"]
+    assert f"mixed precision = {precision}, memory format = {layout}" in caplog.text
     losses = [loss for _, loss in _losses(out)]
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
