@@ -7,7 +7,8 @@ before the run writes anything.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -234,3 +235,29 @@ def make_knn_monitor(
         max_train_samples=args.knn_max_train_samples,
         center=args.knn_center,
     )
+
+
+@dataclass
+class LogMeter:
+    """Running sums between two logs, and the clock of the images/s figure (training time only)."""
+
+    running: dict[str, torch.Tensor] = field(default_factory=dict)
+    count: int = 0
+    tic: float = 0.0
+    tic_step: int = 0
+    last_logs: dict[str, Any] = field(default_factory=dict)
+
+    def restart(self, step: int) -> None:
+        self.running, self.count = {}, 0
+        self.tic, self.tic_step = time.perf_counter(), step
+
+    def exclude(self, started: float) -> None:
+        """Leave the time since ``started`` (an evaluation, a checkpoint) out of images/s."""
+        self.tic += time.perf_counter() - started
+
+
+def strategy_due(strategy: str, interval: int, step: int, epoch_end: bool, done: bool) -> bool:
+    """Whether a ``steps`` / ``epoch`` strategy fires at this optimiser step (``no`` never does)."""
+    if strategy == "no":
+        return False
+    return (strategy == "steps" and step % interval == 0) or (strategy == "epoch" and epoch_end) or done

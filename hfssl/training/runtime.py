@@ -28,8 +28,9 @@ MPS, XPU, other          fp32                   contiguous          contiguous  
 [3] :data:`CPU_BF16_FASTER`: native bf16 is not enough. With AMX, or AVX512-BF16 on AMD (Zen 4/5:
     a bf16 ResNet-18 SimCLR step ran 2x the fp32 one), bf16 is the fast path; on Intel CPUs with
     AVX512-BF16 but no AMX (Cooper Lake; Sapphire Rapids VMs that hide AMX) a bf16 GEMM or 3x3
-    convolution runs at about half the fp32 rate (85 vs 160 GFLOP/s per core measured), so fp32
-    stays the default there. Unknown vendors keep fp32.
+    convolution runs slower than in fp32 (``benchmarks/pretrain_throughput.py`` prints both GEMM
+    roofs; ``benchmarks/results/pretrain_throughput.jsonl`` records them), so fp32 stays the
+    default there. Unknown vendors keep fp32.
 
 ``auto`` also follows a launcher's ``fp16``/``bf16`` (``accelerate launch --mixed_precision``)
 for pretraining. The capability probe is :func:`probe_device`; tests fake it to check each row.
@@ -72,6 +73,7 @@ __all__ = [
     "probe_device",
     "resolve_channels_last",
     "resolve_mixed_precision",
+    "resolve_pretraining_runtime",
     "resolve_runtime",
     "resolve_trackers",
     "runtime_device_type",
@@ -482,3 +484,33 @@ def make_accelerator(
             DistributedDataParallelKwargs(find_unused_parameters=args.ddp_find_unused_parameters)
         ],
     )
+
+
+def resolve_pretraining_runtime(
+    accelerator: Accelerator,
+    model: Any,
+    spatial_dims: int,
+    mixed_precision: str,
+    channels_last: bool | None,
+) -> RuntimePlan:
+    """Precision + memory format of a pretraining run on ``accelerator``'s device.
+
+    ``model`` is the built backbone (its kind, CNN or ViT, is read from the module rather than
+    guessed from its name) or a backbone name. Accelerate fixes one precision per process, so
+    when it settled on another one (a launcher's choice) the plan follows it and says so.
+    """
+    import dataclasses
+
+    plan = resolve_runtime(
+        accelerator.device, model, spatial_dims, mixed_precision=mixed_precision, channels_last=channels_last
+    )
+    if plan.mixed_precision != accelerator.mixed_precision:  # Accelerate had the last word
+        plan = resolve_runtime(
+            accelerator.device,
+            model,
+            spatial_dims,
+            mixed_precision=accelerator.mixed_precision,
+            channels_last=channels_last,
+        )
+        plan = dataclasses.replace(plan, reason=f"{plan.reason} (Accelerate's precision)")
+    return plan

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,7 @@ from hfssl.training.runtime import (
     RuntimePlan,
     hardware_description,
     make_accelerator,
+    resolve_pretraining_runtime,
     resolve_runtime,
     runtime_device_type,
     to_memory_format,
@@ -99,25 +100,6 @@ class _Run:
     @property
     def channels_last(self) -> bool:
         return self.plan.channels_last
-
-
-@dataclass
-class _Meter:
-    """Running sums between two logs, and the clock of the images/s figure (training time only)."""
-
-    running: dict[str, torch.Tensor] = field(default_factory=dict)
-    count: int = 0
-    tic: float = 0.0
-    tic_step: int = 0
-    last_logs: dict[str, Any] = field(default_factory=dict)
-
-    def restart(self, step: int) -> None:
-        self.running, self.count = {}, 0
-        self.tic, self.tic_step = time.perf_counter(), step
-
-    def exclude(self, started: float) -> None:
-        """Leave the time since ``started`` (an evaluation, a checkpoint) out of images/s."""
-        self.tic += time.perf_counter() - started
 
 
 class Pretrainer:
@@ -224,30 +206,11 @@ class Pretrainer:
         return run
 
     def _runtime_plan(self, model: torch.nn.Module, spatial_dims: int) -> RuntimePlan:
-        """Precision + memory format of this run on the Accelerator's device (one resolver); the
-        model kind (CNN or ViT) is read from the built backbone, not guessed from its name."""
-        import dataclasses
-
-        accelerator, args = self._acc, self.args
         backbone = getattr(model, "backbone", None)
         kind_of = backbone if isinstance(backbone, torch.nn.Module) else self.model_args.backbone
-        plan = resolve_runtime(
-            accelerator.device,
-            kind_of,
-            spatial_dims,
-            mixed_precision=args.mixed_precision,
-            channels_last=args.channels_last,
+        return resolve_pretraining_runtime(
+            self._acc, kind_of, spatial_dims, self.args.mixed_precision, self.args.channels_last
         )
-        if plan.mixed_precision != accelerator.mixed_precision:  # Accelerate had the last word
-            plan = resolve_runtime(
-                accelerator.device,
-                kind_of,
-                spatial_dims,
-                mixed_precision=accelerator.mixed_precision,
-                channels_last=args.channels_last,
-            )
-            plan = dataclasses.replace(plan, reason=f"{plan.reason} (Accelerate's precision)")
-        return plan
 
     def _arguments(self) -> tuple[Any, ...]:
         return (self.model_args, self.data_args, self.args)
@@ -341,7 +304,7 @@ class Pretrainer:
         )
         if run.monitor is not None and state.global_step == 0 and args.eval_strategy != "no":
             self._evaluate(run)  # the random-init reference
-        meter = _Meter()
+        meter = build.LogMeter()
         meter.restart(state.global_step)
         run.model.train()
         while self.state.global_step < run.schedule.total_steps:
@@ -404,7 +367,7 @@ class Pretrainer:
             )
         return loss_value
 
-    def _after_optimizer_step(self, run: _Run, epoch: int, progress: Any, meter: _Meter) -> bool:
+    def _after_optimizer_step(self, run: _Run, epoch: int, progress: Any, meter: build.LogMeter) -> bool:
         """Schedule, counters, and what is due at this step: log, kNN monitor, checkpoint. True when done."""
         args, state, s = self.args, self.state, run.schedule
         run.scheduler.step()
@@ -428,11 +391,13 @@ class Pretrainer:
             progress.set_postfix(loss=f"{logs['loss']:.4f}")
             meter.last_logs = logs
             meter.restart(step)
-        if run.monitor is not None and _due(args.eval_strategy, args.eval_steps, step, epoch_end, done):
+        if run.monitor is not None and build.strategy_due(
+            args.eval_strategy, args.eval_steps, step, epoch_end, done
+        ):
             started = time.perf_counter()
             self._evaluate(run)
             meter.exclude(started)  # images/s counts training time only
-        if _due(args.save_strategy, args.save_steps, step, epoch_end, done):
+        if build.strategy_due(args.save_strategy, args.save_steps, step, epoch_end, done):
             started = time.perf_counter()
             assert run.generator is not None
             self._save_checkpoint(run.generator)
@@ -522,13 +487,6 @@ class Pretrainer:
             last_logs=last_logs,
             evaluations=list(self.evaluations),
         )
-
-
-def _due(strategy: str, interval: int, step: int, epoch_end: bool, done: bool) -> bool:
-    """Whether a ``steps`` / ``epoch`` strategy fires at this optimiser step (``no`` never does)."""
-    if strategy == "no":
-        return False
-    return (strategy == "steps" and step % interval == 0) or (strategy == "epoch" and epoch_end) or done
 
 
 def pretrain_backbone(
