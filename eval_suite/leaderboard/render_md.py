@@ -7,6 +7,7 @@ spreadsheet or a test can compare it exactly with the JSON records.
 from __future__ import annotations
 
 import csv
+import html
 import io
 from collections.abc import Sequence
 
@@ -85,6 +86,11 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _md_text(text: str) -> str:
+    """A name from a record or card (untrusted) as literal Markdown text: no raw HTML, one line."""
+    return html.escape(" ".join(str(text).split()), quote=False)
+
+
 def render_markdown(lb: Leaderboard, *, plots: Sequence = (), title: str = "Leaderboard") -> str:
     """The whole leaderboard as Markdown: one ranked table per setting, legend, plots, problems."""
     lines = [f"# {title}", ""]
@@ -103,18 +109,20 @@ def render_markdown(lb: Leaderboard, *, plots: Sequence = (), title: str = "Lead
     ]
     for g in lb.groups:
         s = g.setting
-        lines.append(f"## {s.dataset_label} · {s.protocol} · {s.regime_label}")
+        lines.append(f"## {_md_text(f'{s.dataset_label} · {s.protocol} · {s.regime_label}')}")
         lines.append("")
+        policy = " ".join(s.policy.replace("`", "'").split())  # a code span: no backtick may end it
         lines.append(
-            f"policy: `{s.policy}` · metric: **{g.metric}** ({'higher' if g.higher_is_better else 'lower'} is better)"
+            f"policy: `{policy}` · metric: **{_md_text(g.metric)}** "
+            f"({'higher' if g.higher_is_better else 'lower'} is better)"
         )
         lines.append("")
         lines.append(
-            f"| rank | checkpoint | {g.metric} (mean ± std) | 95% CI | seeds | Δ vs scratch | Δ 95% CI | p |"
+            f"| rank | checkpoint | {_md_cell(_md_text(g.metric))} (mean ± std) | 95% CI | seeds | Δ vs scratch | Δ 95% CI | p |"
         )
         lines.append("|---:|---|---:|---:|---:|---:|---:|---:|")
         for e in g.entries:
-            name = f"{e.checkpoint} (baseline)" if e.is_baseline else e.checkpoint
+            name = _md_text(f"{e.checkpoint} (baseline)" if e.is_baseline else e.checkpoint)
             dci = delta_ci_text(e)
             cells = [
                 e.rank_label,
@@ -128,16 +136,17 @@ def render_markdown(lb: Leaderboard, *, plots: Sequence = (), title: str = "Lead
             ]
             lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
         lines.append("")
-        lines += [f"† {e.checkpoint}: {_md_cell(e.note)}" for e in g.entries if e.note]
+        lines += [f"† {_md_text(e.checkpoint)}: {_md_text(e.note)}" for e in g.entries if e.note]
         if any(e.note for e in g.entries):
             lines.append("")
     if plots:
         lines += ["## Plots", ""]
         for p in plots:
-            lines += [f"### {p.title}", "", f"![{p.title}]({p.relpath})", ""]
+            title = _md_text(p.title).replace("[", "\\[").replace("]", "\\]")
+            lines += [f"### {title}", "", f"![{title}]({p.relpath})", ""]
     if lb.problems:
         lines += [f"## Skipped inputs ({len(lb.problems)})", ""]
-        lines += [f"- {_md_cell(p)}" for p in lb.problems]
+        lines += [f"- {_md_text(p)}" for p in lb.problems]
         lines.append("")
     return "\n".join(lines)
 

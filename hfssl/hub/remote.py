@@ -153,7 +153,28 @@ def repo_files(repo_id: str, revision: str | None = None) -> tuple[list[str], st
         return sorted(str(p.relative_to(cached)) for p in cached.rglob("*") if p.is_file()), cached.name
     with hub_errors(f"cannot read {repo_id}" + (f"@{revision}" if revision else "")):
         info = with_retries(HfApi().model_info, repo_id, revision=revision)
-    return sorted(s.rfilename for s in info.siblings or []), info.sha
+    files = sorted(s.rfilename for s in info.siblings or [])
+    check_repo_paths(repo_id, files)
+    return files, info.sha
+
+
+def check_repo_paths(repo_id: str, files: Sequence[str]) -> None:
+    """Refuse a repo whose file list names a path that would land outside its snapshot folder
+    (``..`` segments, absolute paths, drive letters, backslashes, NUL)."""
+    for name in files:
+        parts = name.replace("\\", "/").split("/")
+        if (
+            not name
+            or name.startswith(("/", "\\"))
+            or "\\" in name
+            or "\0" in name
+            or ".." in parts
+            or (len(name) > 1 and name[1] == ":")
+        ):
+            raise HubError(
+                f"{repo_id} lists an unsafe file path {name!r} that would be written outside its download folder",
+                "refusing to download it; use a repo from a source you trust, or report it to the Hub",
+            )
 
 
 def cached_snapshot(repo_id: str, revision: str | None) -> Path | None:

@@ -107,6 +107,14 @@ class HubState:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) - lets tests assert traffic
         self.faults: list[int] = []  # HTTP statuses (429/500/503) answered, one each, before serving again
+        # stall switch: while ``stall_commits`` is set, a commit reads half its upload, sets
+        # ``commit_stalled`` and waits for ``release_commits``; then it reads the rest, or with
+        # ``stall_loses_rest`` acts as if the rest never came (client killed mid-upload) and
+        # refuses the commit whole, as the Hub does
+        self.stall_commits = False
+        self.stall_loses_rest = False
+        self.commit_stalled = threading.Event()
+        self.release_commits = threading.Event()
         self._counter = 0
 
     def new_commit(
@@ -164,6 +172,21 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
+    def _commit_body(self) -> bytes:
+        """The commit upload; with the stall switch on, half of it, a wait, then the rest."""
+        if not self.state.stall_commits:
+            return self._body()
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(length // 2)
+        self.state.commit_stalled.set()
+        self.state.release_commits.wait(timeout=120)
+        if not self.state.stall_loses_rest:
+            with contextlib.suppress(OSError):
+                data += self.rfile.read(length - len(data))
+        if len(data) < length:  # the client went away mid-upload: nothing is committed
+            raise _HttpError(400, f"incomplete upload ({len(data)} of {length} bytes)")
+        return data
+
     def _send(
         self,
         status: int,
@@ -207,7 +230,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._route(path, query)
         except _HttpError as err:
-            self._error(err.status, err.message, err.code)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # client already gone
+                self._error(err.status, err.message, err.code)
 
     do_GET = do_POST = do_HEAD = do_DELETE = _dispatch  # noqa: N815 - http.server's naming
 
@@ -353,7 +377,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _commit_files(self, repo: Repo, revision: str, query: dict[str, list[str]]) -> None:
         if query.get("create_pr"):
             raise _HttpError(400, "pull requests are not supported by the loopback hub")
-        lines = [json.loads(line) for line in self._body().splitlines() if line.strip()]
+        lines = [json.loads(line) for line in self._commit_body().splitlines() if line.strip()]
         if not lines or lines[0].get("key") != "header":
             raise _HttpError(400, "commit payload must start with a header line")
         header = lines[0]["value"]
