@@ -113,6 +113,7 @@ def test_knn_on_bf16_features_stays_within_the_fp32_ci(features):
     _check_within_ci("knn", runs["no"], runs["bf16"])
 
 
+@pytest.mark.slow  # two finetunes; bf16 steps are slower than fp32 on CPUs without AMX (minutes)
 def test_finetune_in_bf16_stays_within_the_fp32_ci(breast, tmp_path_factory):
     from eval_suite.protocols.finetune import PRESETS, Recipe, run_finetune
     from hfssl.data import read_labels
