@@ -4,7 +4,8 @@ Every block is batched, works on 2D ``(B, C, H, W)`` and 3D ``(B, C, D, H, W)`` 
 that makes sense, takes an optional ``torch.Generator`` for reproducible randomness, and is
 tested on its own:
 
-* losses: :class:`NTXentLoss`, :func:`info_nce`, :func:`byol_loss` (multi-process correct)
+* losses: :class:`NTXentLoss`, :func:`info_nce`, :func:`byol_loss`, :func:`barlow_twins_loss`,
+  :func:`vicreg_terms` (multi-process correct)
 * heads: :class:`MLPHead`, :func:`classification_head`, :func:`encode_tiles`
 * momentum: :func:`frozen_copy`, :func:`update_momentum`, :func:`cosine_momentum_schedule`,
   :class:`EMAUpdater`, :class:`MomentumCopiesMixin`, :class:`MemoryQueue`
@@ -56,6 +57,7 @@ from hfssl.pretext.blocks.patches import (
 )
 from hfssl.pretext.blocks.permutations import hamming_permutation_set, min_hamming_distance
 from hfssl.pretext.blocks.queue import MemoryQueue
+from hfssl.pretext.blocks.redundancy import barlow_twins_loss, off_diagonal, vicreg_terms
 from hfssl.pretext.blocks.rotations import (
     NUM_ROTATIONS_2D,
     NUM_ROTATIONS_3D,
@@ -123,4 +125,7 @@ __all__ = [
     "unpatchify",
     "update_momentum",
     "world_size",
+    "barlow_twins_loss",
+    "off_diagonal",
+    "vicreg_terms",
 ]
