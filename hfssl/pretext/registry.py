@@ -72,6 +72,7 @@ METHODS: dict[str, MethodInfo] = _methods(
     MethodInfo("mocov2", "hfssl.pretext.mocov2", "contrastive", in_paper=False),
     MethodInfo("mae", "hfssl.pretext.mae", "generative", spatial_dims=(2,), needs_vit=True, in_paper=False),
     MethodInfo("vicreg", "hfssl.pretext.vicreg", "redundancy-reduction", in_paper=False),
+    MethodInfo("dino", "hfssl.pretext.dino", "self-distillation", in_paper=False),
     MethodInfo(
         "barlow_twins",
         "hfssl.pretext.barlow_twins",
