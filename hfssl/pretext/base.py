@@ -167,6 +167,8 @@ class PretextModel(PreTrainedModel):
     input_modalities = "image"
     method_name: ClassVar[str] = ""
     family: ClassVar[str] = ""
+    # which encoder ``export_backbone(which="auto")`` gives: "online", or "target" (DINO's teacher)
+    default_export: ClassVar[str] = "online"
 
     def __init__(self, config: PretextConfig) -> None:
         super().__init__(config)
@@ -204,13 +206,15 @@ class PretextModel(PreTrainedModel):
         return [m for m in self.modules() if isinstance(m, HfsslModel)]
 
     # ------------------------------------------------------------------ export
-    def export_backbone(self, which: str = "online", provenance: dict[str, Any] | None = None) -> HfsslModel:
+    def export_backbone(self, which: str = "auto", provenance: dict[str, Any] | None = None) -> HfsslModel:
         """A standalone copy of the backbone with the pretext method recorded in its config.
 
-        ``which``: ``"online"`` (default) or, for momentum methods (BYOL, MoCo), ``"target"``.
+        ``which``: ``"online"``, or for momentum methods (BYOL, MoCo, PCRL, DINO) ``"target"``;
+        ``"auto"`` (default) is the method's ``default_export``: the online encoder, except for
+        DINO, whose teacher is the better encoder.
         ``provenance``: extra config fields (``pretrain_dataset``, ``pretrain_epochs`` ...).
         """
-        source = self._backbone_for_export(which)
+        source = self._backbone_for_export(self.default_export if which == "auto" else which)
         exported = copy.deepcopy(source)
         methods = list(getattr(self, "method_names", None) or [self.method_name])
         fields: dict[str, Any] = {"pretext_methods": methods}

@@ -22,7 +22,14 @@ from hfssl.errors import ConfigError
 if TYPE_CHECKING:
     from hfssl.pretext.base import PretextModel
 
-FAMILIES = ("predictive", "generative", "contrastive")
+# Families: predictive (pretext labels), generative (restoration, masked image modelling),
+# contrastive (positive pairs against negatives, or BYOL's momentum regression), and two of
+# their own: redundancy-reduction (Barlow Twins, VICReg: no negatives and no momentum target,
+# collapse is prevented by decorrelating / variance terms on the batch's feature statistics) and
+# self-distillation (DINO, distillation from a frozen teacher: the student matches a teacher's
+# output distribution / embedding). Folding them into "contrastive" would make the studies'
+# "contrastive" pick and the cards' tags claim negatives that these methods do not use.
+FAMILIES = ("predictive", "generative", "contrastive", "redundancy-reduction", "self-distillation")
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class MethodInfo:
 
     name: str
     module: str
-    family: str  # predictive | generative | contrastive (MAE, masked image modelling: generative)
+    family: str  # one of FAMILIES (MAE, masked image modelling: generative)
     spatial_dims: tuple[int, ...] = (2, 3)
     unet_decoder: bool = False  # trains a U-Net decoder (``decoder_channels`` / ``skip_connections``)
     needs_vit: bool = False  # the backbone must be a timm VisionTransformer
@@ -49,7 +56,8 @@ def _methods(*infos: MethodInfo) -> dict[str, MethodInfo]:
     return {info.name: info for info in infos}
 
 
-# One line per method (the paper's ten methods, then MoCo v2 and MAE); add one for a new method.
+# One line per method (the paper's ten methods, then MoCo v2, MAE and the newer ones); add one
+# for a new method.
 METHODS: dict[str, MethodInfo] = _methods(
     MethodInfo("rpl", "hfssl.pretext.rpl", "predictive"),
     MethodInfo("rot", "hfssl.pretext.rot", "predictive"),
@@ -63,6 +71,17 @@ METHODS: dict[str, MethodInfo] = _methods(
     MethodInfo("pcrl", "hfssl.pretext.pcrl", "contrastive", unet_decoder=True),
     MethodInfo("mocov2", "hfssl.pretext.mocov2", "contrastive", in_paper=False),
     MethodInfo("mae", "hfssl.pretext.mae", "generative", spatial_dims=(2,), needs_vit=True, in_paper=False),
+    MethodInfo("vicreg", "hfssl.pretext.vicreg", "redundancy-reduction", in_paper=False),
+    MethodInfo("dino", "hfssl.pretext.dino", "self-distillation", in_paper=False),
+    # distillation from a frozen 2D teacher: 2D students only (no slice-wise 3D yet)
+    MethodInfo("distill", "hfssl.pretext.distill", "self-distillation", spatial_dims=(2,), in_paper=False),
+    MethodInfo(
+        "barlow_twins",
+        "hfssl.pretext.barlow_twins",
+        "redundancy-reduction",
+        aliases=("barlow",),
+        in_paper=False,
+    ),
 )
 
 # the combination of several methods (``rot+simclr``) is a model of its own, not a method

@@ -200,8 +200,12 @@ class PretrainingArguments:
             "help": "centre kNN embeddings on the memory bank's mean before the cosine (CL2N); false: plain"
         },
     )
-    export_backbone: Literal["online", "target"] = field(
-        default="online", metadata={"help": "backbone to export (target: BYOL/MoCo/PCRL momentum encoder)"}
+    export_backbone: Literal["auto", "online", "target"] = field(
+        default="auto",
+        metadata={
+            "help": "backbone to export: auto (the method's default: online, DINO's teacher), online, or "
+            "target (BYOL/MoCo/PCRL momentum encoder, DINO teacher)"
+        },
     )
     disable_tqdm: bool = False
 

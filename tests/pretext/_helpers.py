@@ -100,3 +100,30 @@ def assert_grads_reach_backbone(model: PretextModel) -> None:
         if (g := p.grad) is not None and bool(g.abs().sum() > 0)
     ]
     assert backbone, "the loss's gradient does not reach the backbone"
+
+
+_TEACHER_DIRS: dict[str, str] = {}
+
+
+def tiny_teacher(kind: str = "hfssl") -> str:
+    """A tiny local distillation teacher (made once per process): an hfssl ResNet-10 checkpoint
+    (``"hfssl"``) or a 2-layer transformers DINOv2 (hidden 32, 28 px, patch 14; ``"dinov2"``)."""
+    if kind not in _TEACHER_DIRS:
+        folder = tempfile.mkdtemp(prefix=f"teacher_{kind}_")
+        state = torch.random.get_rng_state()
+        torch.manual_seed(123)
+        if kind == "hfssl":
+            HfsslModel(
+                backbone_2d(small_input_stem=False, backbone_kwargs={"layers": [1, 1, 1, 1]})
+            ).save_pretrained(folder)
+        else:
+            from transformers import Dinov2Config, Dinov2Model
+
+            config = Dinov2Config(
+                image_size=28, patch_size=14, num_channels=3, hidden_size=32, num_hidden_layers=2,
+                num_attention_heads=2, intermediate_size=64,
+            )  # fmt: skip
+            Dinov2Model(config).save_pretrained(folder)
+        torch.random.set_rng_state(state)
+        _TEACHER_DIRS[kind] = folder
+    return _TEACHER_DIRS[kind]

@@ -21,7 +21,7 @@ from transformers import AutoModel
 from hfssl.models import HfsslModel
 from hfssl.pretext import create_pretext_model
 from hfssl.pretext.registry import METHODS, list_pretext_tasks
-from tests.pretext._helpers import assert_grads_reach_backbone, backbone_2d, backbone_3d
+from tests.pretext._helpers import assert_grads_reach_backbone, backbone_2d, backbone_3d, tiny_teacher
 
 CASES = [(name, dims) for name in list_pretext_tasks() for dims in METHODS[name].spatial_dims]
 
@@ -40,6 +40,8 @@ def tiny_settings(name: str) -> dict:
     settings: dict = {}
     if METHODS[name].unet_decoder:
         settings["decoder_channels"] = [32, 16, 8]
+    if name == "distill":
+        settings["teacher"] = tiny_teacher()
     if name == "mae":
         settings.update(decoder_dim=32, decoder_depth=1, decoder_num_heads=2)
     return settings

@@ -52,6 +52,7 @@ def test_list_pretext_tasks_filters():
     assert "mae" in list_pretext_tasks("generative", spatial_dims=2)
     assert "mae" not in list_pretext_tasks(spatial_dims=3)
     assert set(list_pretext_tasks("contrastive")) == {"simclr", "byol", "pcrl", "mocov2"}
+    assert {"vicreg", "barlow_twins"} <= set(list_pretext_tasks("redundancy-reduction"))
     assert len(list_pretext_tasks(in_paper=True)) == 10
     with pytest.raises(ConfigError):
         list_pretext_tasks("discriminative")

@@ -4,8 +4,10 @@ Every block is batched, works on 2D ``(B, C, H, W)`` and 3D ``(B, C, D, H, W)`` 
 that makes sense, takes an optional ``torch.Generator`` for reproducible randomness, and is
 tested on its own:
 
-* losses: :class:`NTXentLoss`, :func:`info_nce`, :func:`byol_loss` (multi-process correct)
-* heads: :class:`MLPHead`, :func:`classification_head`, :func:`encode_tiles`
+* losses: :class:`NTXentLoss`, :func:`info_nce`, :func:`byol_loss`, :func:`barlow_twins_loss`,
+  :func:`vicreg_terms` (multi-process correct)
+* heads: :class:`MLPHead`, :func:`classification_head`, :func:`encode_tiles`, :class:`DINOHead`
+* DINO: :func:`dino_loss`, :func:`centre_update` (the running centre, averaged over processes)
 * momentum: :func:`frozen_copy`, :func:`update_momentum`, :func:`cosine_momentum_schedule`,
   :class:`EMAUpdater`, :class:`MomentumCopiesMixin`, :class:`MemoryQueue`
 * context tasks: :func:`hamming_permutation_set`, :func:`grid_patches`, :func:`rpl_pairs`,
@@ -16,6 +18,7 @@ tested on its own:
 """
 
 from hfssl.pretext.blocks.crops import CropPair, box_iou, crop_resize, overlapping_crop_pairs, random_boxes
+from hfssl.pretext.blocks.dino import DINOHead, NormalizedLinear, centre_update, dino_loss
 from hfssl.pretext.blocks.distributed import (
     gather_no_grad,
     gather_with_grad,
@@ -56,6 +59,7 @@ from hfssl.pretext.blocks.patches import (
 )
 from hfssl.pretext.blocks.permutations import hamming_permutation_set, min_hamming_distance
 from hfssl.pretext.blocks.queue import MemoryQueue
+from hfssl.pretext.blocks.redundancy import barlow_twins_loss, off_diagonal, vicreg_terms
 from hfssl.pretext.blocks.rotations import (
     NUM_ROTATIONS_2D,
     NUM_ROTATIONS_3D,
@@ -123,4 +127,11 @@ __all__ = [
     "unpatchify",
     "update_momentum",
     "world_size",
+    "barlow_twins_loss",
+    "off_diagonal",
+    "vicreg_terms",
+    "DINOHead",
+    "NormalizedLinear",
+    "centre_update",
+    "dino_loss",
 ]
