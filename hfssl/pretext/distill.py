@@ -80,6 +80,7 @@ class DistillConfig(PretextConfig):
     projection_hidden_dim: int = 512
 
     def __post_init__(self, **kwargs: Any) -> None:
+        super().__post_init__(**kwargs)  # the backbone (2D only) first: a 3D student is refused as such
         if not self.teacher:
             raise ConfigError(
                 "distill needs a teacher", "pass --method-kwargs teacher=FOLDER (or hf-hub:ORG/NAME)"
@@ -90,7 +91,6 @@ class DistillConfig(PretextConfig):
             raise ConfigError(
                 f"projection_hidden_dim must be >= 1, got {self.projection_hidden_dim}", "use e.g. 512"
             )
-        super().__post_init__(**kwargs)
         teacher = load_teacher(self.teacher)
         if teacher.spatial_dims != 2:
             raise ConfigError(

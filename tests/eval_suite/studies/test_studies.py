@@ -43,7 +43,7 @@ def test_bad_names_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="unknown datasets"):
         run_study("imbalance", out_dir=tmp_path, datasets=["drive"])
     with pytest.raises(ConfigError, match="unknown method"):
-        run_study("imbalance", out_dir=tmp_path, methods=["dino"])
+        run_study("imbalance", out_dir=tmp_path, methods=["no_such_method"])
 
 
 def test_imbalance_smoke_breastmnist(sandbox):
