@@ -127,6 +127,48 @@ def plot_metric_curves(
     return _save(fig, out)
 
 
+def plot_confusion_matrices(
+    matrices: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    out: str | os.PathLike,
+    *,
+    title: str = "",
+) -> Path:
+    """One heat map per method of the row-normalised confusion matrix (true class x predicted).
+
+    ``matrices[method]`` holds counts ``(C, C)`` (summed over seeds by the caller); each row is
+    divided by its total so a rare class's recall reads the same as a common one's, and the
+    cells show that fraction.
+    """
+    if not matrices:
+        raise ValueError("plot_confusion_matrices needs at least one method")
+    n = len(class_names)
+    for method, m in matrices.items():
+        if np.shape(m) != (n, n):
+            raise ValueError(f"{method}: confusion matrix of shape {np.shape(m)} for {n} classes")
+    plt = _pyplot()
+    cols = len(matrices)
+    size = max(2.4, 0.45 * n + 1.2)
+    fig, axes = plt.subplots(1, cols, figsize=(size * cols, size + 0.4), squeeze=False)
+    for ax, (method, counts) in zip(axes[0], matrices.items()):
+        counts = np.asarray(counts, dtype=float)
+        rows = counts.sum(axis=1, keepdims=True)
+        frac = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+        ax.imshow(frac, vmin=0.0, vmax=1.0, cmap="Blues")
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, f"{frac[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if frac[i, j] > 0.5 else "black")  # fmt: skip
+        ticks = [str(c) for c in class_names]
+        ax.set_xticks(np.arange(n), ticks, fontsize=6, rotation=30 if n > 4 else 0)
+        ax.set_yticks(np.arange(n), ticks, fontsize=6)
+        ax.set_xlabel("predicted", fontsize=7)
+        ax.set_ylabel("true", fontsize=7)
+        ax.set_title(method, fontsize=7)
+    fig.suptitle(title or "confusion matrix (rows: true class, normalised)", fontsize=9)
+    return _save(fig, out)
+
+
 def reliability_bins(y_true: np.ndarray, y_score: np.ndarray, n_bins: int = 10) -> dict[str, np.ndarray]:
     """Top-label reliability bins (``eval_suite.metrics.calibration_bins``): per equal-width
     confidence bin, mean confidence, accuracy and count (empty bins: nan, count 0)."""
@@ -280,6 +322,22 @@ def _mean_vectors(records: Sequence[Mapping[str, Any]], key: str) -> tuple[np.nd
     return stack.mean(axis=0), (stack.std(axis=0, ddof=1) if len(stack) > 1 else np.zeros(stack.shape[1]))
 
 
+def _summed_confusion(records: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+    """The records' ``metrics.confusion_matrix`` counts summed over seeds (``None`` when absent)."""
+    total = None
+    for r in records:
+        cm = (r.get("metrics") or {}).get("confusion_matrix")
+        if not isinstance(cm, Mapping) or not cm:
+            continue
+        m = np.asarray([cm[str(i)] for i in range(len(cm))], dtype=float)
+        if m.ndim != 2 or m.shape[0] != m.shape[1]:
+            return None
+        if total is not None and total.shape != m.shape:
+            return None
+        total = m if total is None else total + m
+    return total
+
+
 def _effective_ratio(rs) -> float | None:
     """Majority:minority training ratio actually used (from the records' class counts), else the
     regime's number (card results), else None ("natural" without counts)."""
@@ -298,6 +356,7 @@ def make_plots(lb, out_dir: str | os.PathLike, *, results_dirs: Sequence[Path] =
 
     * per-class recall bars per setting (records with ``metrics.per_class.recall``);
     * metric vs imbalance ratio / vs label fraction (settings that differ only in that);
+    * confusion matrices per setting (records with ``metrics.confusion_matrix``: ordinal tasks);
     * reliability diagrams per setting (records with ``test_outputs.y_score``);
     * segmentation overlays: PNGs found as ``<results dir>/overlays/<record_id>*.png`` are copied in.
     """
@@ -336,6 +395,21 @@ def make_plots(lb, out_dir: str | os.PathLike, *, results_dirs: Sequence[Path] =
                 recalls, class_names, path, title=f"per-class recall · {g.title}", errors=errors
             )
             add(path, f"Per-class recall · {g.title}", "per_class_recall", g.setting)
+        matrices = {}
+        for rs in runsets:
+            summed = _summed_confusion(rs.records)
+            if summed is not None:
+                matrices[_label(rs)] = summed
+        if matrices and len({m.shape for m in matrices.values()}) == 1:
+            n = next(iter(matrices.values())).shape[0]
+            names = next(
+                (rs.class_names for rs in runsets if rs.class_names and len(rs.class_names) == n), None
+            )
+            path = _unique(plot_dir / f"confusion_{_slug(g.title)}.png", used)
+            plot_confusion_matrices(
+                matrices, names or [str(i) for i in range(n)], path, title=f"confusion matrix · {g.title}"
+            )
+            add(path, f"Confusion matrix · {g.title}", "confusion_matrix", g.setting)
         outputs = {}
         for rs in runsets:
             ys, ss = [], []

@@ -117,3 +117,18 @@ def test_overlays_beside_records_are_copied_once_per_entry(tmp_path):
     assert len(overlays) == 1 and overlays[0].path.name.endswith(f"{seed0['record_id']}_0.png")
     assert "seed 0" in overlays[0].title
     _png_ok(overlays[0].path)
+
+
+def test_confusion_matrices_are_summed_over_seeds_and_plotted(tmp_path):
+    from eval_suite.leaderboard.plots import _summed_confusion, plot_confusion_matrices
+
+    recs = [make_record("ssl", skill=1.5, seed=s) for s in (0, 1)]
+    recs[0]["metrics"]["confusion_matrix"] = {"0": [30, 12], "1": [20, 94]}
+    recs[1]["metrics"]["confusion_matrix"] = {"0": [28, 14], "1": [10, 104]}
+    assert _summed_confusion(recs).tolist() == [[58, 26], [30, 198]]
+    lb = build_leaderboard(collect([write_results(tmp_path / "results", recs)]), n_resamples=50)
+    plots = [p for p in make_plots(lb, tmp_path / "out") if p.kind == "confusion_matrix"]
+    assert len(plots) == 1
+    _png_ok(plots[0].path)
+    with pytest.raises(ValueError, match="shape"):
+        plot_confusion_matrices({"a": np.ones((3, 3))}, ["x", "y"], tmp_path / "bad.png")
