@@ -250,6 +250,15 @@ class HfsslConfig(PreTrainedConfig):
         for name, value in derived.items():
             object.__setattr__(self, name, value)
 
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> "HfsslConfig":
+        """As transformers', plus one compatibility rule: an ordinal config saved before
+        ``ordinal_head`` existed (no such key) was made with the regression head, the only one then,
+        so it loads as ``regression`` whatever today's default is."""
+        if config_dict.get("problem_type") == "ordinal" and "ordinal_head" not in config_dict:
+            config_dict = {**config_dict, "ordinal_head": "regression"}
+        return super().from_dict(config_dict, **kwargs)
+
     def _validate_ordinal(self) -> None:
         if self.ordinal_head is not None or self.ordinal_thresholds is not None:
             from hfssl.models.heads import check_ordinal_head

@@ -131,3 +131,18 @@ def test_ordinal_problem_type_and_num_outputs():
 def test_ordinal_head_bad_input_is_a_config_error(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         HfsslConfig(**kwargs)
+
+
+def test_ordinal_config_saved_before_ordinal_heads_loads_as_regression(tmp_path):
+    import json
+
+    from hfssl.models import HfsslConfig as Config
+
+    Config(backbone="test_resnet", num_labels=5, problem_type="ordinal").save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved.pop("ordinal_head")
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    old = Config.from_pretrained(tmp_path)
+    assert old.resolved_ordinal_head == "regression" and old.num_outputs == 1
+    new = Config(backbone="test_resnet", num_labels=5, problem_type="ordinal")
+    assert new.resolved_ordinal_head == "classification" and new.num_outputs == 5
