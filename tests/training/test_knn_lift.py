@@ -26,11 +26,28 @@ augmentation (zoom 0.85-1.15, brightness/contrast) 0.761; all four rotations per
 a two-layer head 0.795 (all un-centred). Scored un-centred, the pretrained backbones of this
 test reach 0.825 (SimCLR) and 0.791 (ROT): for ROT the lift shows only once the component every
 embedding shares is removed (``hfssl/training/monitor.py`` explains why the monitor centres).
+
+VICReg, Barlow Twins and DINO get SimCLR's budget (250 steps, batch 128, lr 3e-3, seeds 0/1/2)
+and must lift at least as much as SimCLR; distill (teacher: the seed's SimCLR backbone) must
+reach 90 % of its teachers' mean. Measured on 2026-12-02 (``benchmarks/knn_lift.py``, command
+line, two runs at a time, one thread each; ``benchmarks/results/knn_lift.jsonl``), random init
+-> pretrained per seed 0/1/2:
+
+* SimCLR: 0.795 -> 0.833, 0.782 -> 0.846, 0.718 -> 0.872; mean lift +0.085.
+* VICReg: 0.795 -> 0.808, 0.782 -> 0.821, 0.718 -> 0.756; mean lift +0.030 (below SimCLR's).
+* Barlow Twins: 0.795 -> 0.846, 0.782 -> 0.833, 0.718 -> 0.808; mean lift +0.064 (below).
+* DINO: 0.795 -> 0.821, 0.782 -> 0.795, 0.718 -> 0.846; mean lift +0.056 (below).
+* distill: 0.872, 0.910, 0.859 (mean 0.880) vs its teachers 0.833, 0.846, 0.872 (mean 0.850):
+  103.5 % of the teacher.
+
+So ``test_method_lifts_knn_at_least_as_much_as_simclr`` fails for all three at these defaults
+and this budget (each run of them takes 150-320 s here against SimCLR's 55-85 s).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import statistics
 from pathlib import Path
 
@@ -56,6 +73,18 @@ SETTINGS = {
                "--per-device-train-batch-size", "128", "--max-steps", "250"],
     "rot": ["--method", "rot", "--learning-rate", "1e-3", "--per-device-train-batch-size", "64", "--max-steps", "150"],
 }  # fmt: skip
+# The newer methods get SimCLR's budget exactly (steps, batch, lr, seeds): their lift must be at
+# least SimCLR's (benchmarks/knn_lift.py records the same runs through the command line).
+BUDGET = SETTINGS["simclr"][4:]
+SETTINGS.update(
+    {
+        "vicreg": ["--method", "vicreg", *BUDGET],
+        "barlow_twins": ["--method", "barlow_twins", *BUDGET],
+        "dino": ["--method", "dino", *BUDGET],
+        "distill": ["--method", "distill", *BUDGET],  # + teacher = the seed's SimCLR backbone
+    }
+)
+SEEDS = (0, 1, 2)
 
 
 class KeepInitialBackbone(TrainerCallback):
@@ -102,3 +131,56 @@ def test_short_pretraining_lifts_knn_over_random_init(method: str, tmp_path: Pat
     )
     assert statistics.mean(after) > statistics.mean(before)
     assert statistics.mean(after) > statistics.mean(before_uncentred)
+
+
+def knn_run(method: str, seed: int, output_dir: Path, *extra: str) -> tuple[float, float, Path]:
+    """(random-init, final) centred kNN accuracy of one run, and its exported backbone folder."""
+    argv = [*COMMON, *SETTINGS[method], *extra, "--seed", str(seed), "--output-dir", str(output_dir)]
+    result = Pretrainer(*parse_args(argv)).train()
+    evals = result.evaluations
+    assert evals[0]["step"] == 0 and evals[-1]["step"] == result.global_step
+    return evals[0]["knn_accuracy"], evals[-1]["knn_accuracy"], result.backbone_dir
+
+
+@pytest.fixture(scope="module")
+def simclr_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[float, float, Path]]:
+    """SimCLR's runs of ``SEEDS`` (the baseline lift, and distill's teachers), shared by the tests below."""
+    root = tmp_path_factory.mktemp("simclr")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {seed: knn_run("simclr", seed, root / f"s{seed}") for seed in SEEDS}
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="issue 15 open: at SimCLR's budget and lr the measured mean lifts were vicreg +0.030, "
+    "barlow_twins +0.064, dino +0.056 vs simclr +0.085 (benchmarks/results/knn_lift.jsonl)",
+    strict=False,
+)
+@pytest.mark.parametrize("method", ["vicreg", "barlow_twins", "dino"])
+def test_method_lifts_knn_at_least_as_much_as_simclr(
+    method: str, simclr_runs: dict[int, tuple[float, float, Path]], tmp_path: Path, data_dir: Path
+) -> None:
+    """Same budget and seeds as SimCLR: mean(final - random init) >= SimCLR's mean lift."""
+    runs = [knn_run(method, seed, tmp_path / f"s{seed}")[:2] for seed in SEEDS]
+    lift = statistics.mean(after - before for before, after in runs)
+    base = statistics.mean(simclr_runs[s][1] - simclr_runs[s][0] for s in SEEDS)
+    print(f"{method}: {runs} lift {lift:+.3f}; simclr {[simclr_runs[s][:2] for s in SEEDS]} lift {base:+.3f}")
+    assert lift >= base
+
+
+@pytest.mark.slow
+def test_distill_reaches_90_percent_of_its_simclr_teacher(
+    simclr_runs: dict[int, tuple[float, float, Path]], tmp_path: Path, data_dir: Path
+) -> None:
+    """distill from the seed's SimCLR backbone: the student's mean kNN >= 90 % of the teachers'."""
+    student, teacher = [], []
+    for seed in SEEDS:
+        kwargs = json.dumps({"teacher": str(simclr_runs[seed][2])})
+        student.append(knn_run("distill", seed, tmp_path / f"s{seed}", "--method-kwargs", kwargs)[1])
+        teacher.append(simclr_runs[seed][1])
+    print(f"distill: student {student} vs teacher {teacher}")
+    assert statistics.mean(student) >= 0.9 * statistics.mean(teacher)
