@@ -24,7 +24,12 @@ from hfssl.errors import ConfigError
 from hfssl.pretext.base import PretextModel, PretextOutput
 from hfssl.pretext.blocks import MLPHead, barlow_twins_loss, off_diagonal
 from hfssl.pretext.registry import register_pretext
-from hfssl.pretext.shared import ContrastiveConfig, ContrastiveViewsMixin, pair_similarity_metrics
+from hfssl.pretext.shared import (
+    ContrastiveConfig,
+    ContrastiveViewsMixin,
+    check_positive_sizes,
+    pair_similarity_metrics,
+)
 
 
 @strict
@@ -49,9 +54,7 @@ class BarlowTwinsConfig(ContrastiveConfig):
     gather_distributed: bool = True
 
     def __post_init__(self, **kwargs: Any) -> None:
-        for name in ("projection_dim", "projection_hidden_dim", "projection_layers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}", "use a positive size")
+        check_positive_sizes(self, ("projection_dim", "projection_hidden_dim", "projection_layers"))
         if not self.lambda_offdiag >= 0:
             raise ConfigError(f"lambda_offdiag must be >= 0, got {self.lambda_offdiag}", "use e.g. 5e-3")
         super().__post_init__(**kwargs)
@@ -81,9 +84,7 @@ class BarlowTwinsForPretraining(ContrastiveViewsMixin, PretextModel):
         return_dict: bool | None = None,
     ) -> PretextOutput | tuple:
         self.check_pixel_values(pixel_values)
-        view_a, view_b = self.make_views(pixel_values, generator)
-        pooled = self.embed(torch.cat([view_a, view_b]))
-        z_a, z_b = self.projector(pooled).chunk(2)
+        pooled, z_a, z_b = self.project_views(pixel_values, generator)
         loss, corr = barlow_twins_loss(
             z_a, z_b, self.config.lambda_offdiag, gather_distributed=self.config.gather_distributed
         )

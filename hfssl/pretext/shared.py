@@ -313,3 +313,20 @@ class ContrastiveViewsMixin:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The two augmented views of the batch."""
         return make_contrastive_views(self.config, self.view_maker, pixel_values, generator)
+
+    def project_views(
+        self, pixel_values: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(pooled, z_a, z_b)``: both views through the backbone in one pass (BatchNorm sees the
+        whole 2N batch, as in SimCLR) and through ``self.projector``; ``pooled`` is ``(2N, D)``."""
+        view_a, view_b = self.make_views(pixel_values, generator)
+        pooled = self.embed(torch.cat([view_a, view_b]))  # type: ignore[attr-defined]
+        z_a, z_b = self.projector(pooled).chunk(2)  # type: ignore[attr-defined]
+        return pooled, z_a, z_b
+
+
+def check_positive_sizes(config: Any, names: tuple[str, ...]) -> None:
+    """Refuse a projector/head size field below 1 (one line naming the field)."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}", "use a positive size")

@@ -85,10 +85,7 @@ class SimCLRForPretraining(ContrastiveViewsMixin, PretextModel):
         return_dict: bool | None = None,
     ) -> PretextOutput | tuple:
         self.check_pixel_values(pixel_values)
-        view_a, view_b = self.make_views(pixel_values, generator)
-        # one backbone pass over both views: BatchNorm sees the whole 2N batch, as in SimCLR
-        pooled = self.embed(torch.cat([view_a, view_b]))
-        z_a, z_b = self.projector(pooled).chunk(2)
+        pooled, z_a, z_b = self.project_views(pixel_values, generator)
         loss, stats = self.criterion(z_a, z_b, return_stats=True)
         metrics = pair_similarity_metrics(z_a, z_b)
         # NT-Xent's own statistics (over the gathered batch, both views as negatives)

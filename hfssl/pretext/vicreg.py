@@ -22,7 +22,12 @@ from hfssl.errors import ConfigError
 from hfssl.pretext.base import PretextModel, PretextOutput
 from hfssl.pretext.blocks import MLPHead, vicreg_terms
 from hfssl.pretext.registry import register_pretext
-from hfssl.pretext.shared import ContrastiveConfig, ContrastiveViewsMixin, pair_similarity_metrics
+from hfssl.pretext.shared import (
+    ContrastiveConfig,
+    ContrastiveViewsMixin,
+    check_positive_sizes,
+    pair_similarity_metrics,
+)
 
 
 @strict
@@ -51,9 +56,7 @@ class VICRegConfig(ContrastiveConfig):
     gather_distributed: bool = True
 
     def __post_init__(self, **kwargs: Any) -> None:
-        for name in ("projection_dim", "projection_hidden_dim", "projection_layers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}", "use a positive size")
+        check_positive_sizes(self, ("projection_dim", "projection_hidden_dim", "projection_layers"))
         for name in ("invariance_weight", "variance_weight", "covariance_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}", "use e.g. 25, 25, 1")
@@ -85,9 +88,7 @@ class VICRegForPretraining(ContrastiveViewsMixin, PretextModel):
     ) -> PretextOutput | tuple:
         self.check_pixel_values(pixel_values)
         cfg = self.config
-        view_a, view_b = self.make_views(pixel_values, generator)
-        pooled = self.embed(torch.cat([view_a, view_b]))
-        z_a, z_b = self.projector(pooled).chunk(2)
+        pooled, z_a, z_b = self.project_views(pixel_values, generator)
         invariance, variance, covariance = vicreg_terms(z_a, z_b, gather_distributed=cfg.gather_distributed)
         loss = (
             cfg.invariance_weight * invariance
