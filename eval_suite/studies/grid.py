@@ -110,13 +110,17 @@ class Cell:
     name: str | None = None
     baseline: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None  # an existing checkpoint to evaluate instead of ``pretrain``'s (the zoo)
 
     @property
     def is_scratch(self) -> bool:
         return self.eval.get("protocol") == "scratch" or bool(self.eval.get("random_init"))
 
     def config_hash(self) -> str:
-        return _sha({"pretrain": self.pretrain.to_dict(), "eval": self.eval, "name": self.name})[:10]
+        key: dict[str, Any] = {"pretrain": self.pretrain.to_dict(), "eval": self.eval, "name": self.name}
+        if self.checkpoint is not None:
+            key["checkpoint"] = self.checkpoint
+        return _sha(key)[:10]
 
     def marker_name(self) -> str:
         return f"{_slug(self.cell_id)}-{self.config_hash()}.json"
@@ -286,12 +290,15 @@ def run_grid(
         t0 = time.perf_counter()
         tqdm.write(f"[{i + 1}/{len(cells)}] {cell.cell_id}")
         spec = arch_donor(cell.pretrain) if cell.is_scratch else cell.pretrain
-        backbone = store.ensure(
-            spec,
-            data_dir=data_dir,
-            device=device,
-            on_pretrain=lambda s: tqdm.write(f"  pretraining {s.method} ({s.backbone}, {s.max_steps} steps)"),
-        )
+        if cell.checkpoint is not None and not cell.is_scratch:
+            backbone: Path | str = cell.checkpoint
+        else:
+            backbone = store.ensure(
+                spec,
+                data_dir=data_dir,
+                device=device,
+                on_pretrain=lambda s: tqdm.write(f"  pretraining {s.method} ({s.backbone}, {s.max_steps} steps)"),
+            )
         config = EvalConfig(
             checkpoint=str(backbone),
             results_dir=str(results_dir),

@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "leaderboard": ("hfssl.cli.leaderboard", "rank evaluated checkpoints: markdown, CSV, HTML and plots"),
     "study": ("hfssl.cli.study", "run one of the paper's four studies as a pretrain-evaluate grid"),
     "demo": ("hfssl.cli.demo", "pretrain two methods, evaluate vs scratch, print a leaderboard"),
+    "zoo": ("hfssl.cli.zoo", "the model zoo: list, build, push, pull, table (MODEL_ZOO.md), status"),
 }
 
 

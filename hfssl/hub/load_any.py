@@ -7,6 +7,8 @@ Spec forms:
 * ``ORG/NAME`` (optionally ``ORG/NAME@REVISION``, or ``revision=``): a Hub repo holding an hfssl
   checkpoint, a timm export or a transformers vision model - downloaded through the normal
   Hugging Face cache (so ``HF_HUB_OFFLINE=1`` works once cached), safetensors only;
+* ``zoo:NAME`` (``zoo:NAME@BUDGET``) - a model-zoo entry built here or pulled into the cache
+  (``hfssl zoo``; resolved offline by :func:`hfssl.zoo.resolve_zoo_spec`);
 * ``timm:NAME`` - a timm architecture at random init (``pretrained=False``; no download),
   optionally ``timm:NAME?in_chans=1&img_size=28``;
 * ``hf-hub:ORG/NAME`` - timm weights on the Hub (e.g. ``hfssl export-timm`` pushed with
@@ -80,7 +82,11 @@ def load_feature_extractor(
             f"first_conv must be 'repeat' or 'average', got {first_conv!r}", "use repeat or average"
         )
     text = str(spec)
-    if text.startswith("timm:"):
+    if text.startswith("zoo:"):
+        from hfssl.zoo import resolve_zoo_spec
+
+        extractor = _from_folder(resolve_zoo_spec(text), random_init=random_init, spec=text)
+    elif text.startswith("timm:"):
         extractor = _from_timm_name(text[len("timm:") :], random_init=random_init)
     elif text.startswith("hf-hub:"):
         extractor = _from_timm_hub(text[len("hf-hub:") :], random_init=random_init, revision=revision)

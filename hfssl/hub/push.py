@@ -105,6 +105,8 @@ def push_checkpoint(
     license: str = cards.DEFAULT_LICENSE,
     template: str | os.PathLike | None = None,
     token: str | None = None,
+    extra_files: Mapping[str, str | os.PathLike] | None = None,
+    card_appendix: str | None = None,
 ) -> PushResult:
     """Push ``checkpoint_dir`` to ``repo_id`` as one commit (see the module docstring).
 
@@ -122,39 +124,45 @@ def push_checkpoint(
         license: licence of the weights on the card.
         template: model card template (default ``model_cards/backbone.md.j2``).
         token: Hub token (default: the logged-in one / ``HF_TOKEN``).
+        extra_files: more files for the same commit, path in repo -> local file (e.g. a zoo entry's
+            ``pretext_model/model.safetensors``); safetensors, JSON, YAML and text only, never pickle.
+        card_appendix: markdown appended to the rendered card (e.g. the zoo's build facts).
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
     repo_id = check_repo_id(repo_id)
     branch = revision or "main"
-    facts = cards.read_checkpoint(checkpoint_dir)
-    weights = facts.folder / "model.safetensors"
-    records, record_files, skipped = _records_for(facts, weights, results_dir, record_schema)
-    results = list(eval_results or [])
-    if records:
-        assert record_schema is not None
-        results = _records_to_eval_results(records, repo_id, record_schema) + results
-    entries = cards.eval_result_entries(results, dataset_ids or {})
-    card = cards.render_card(
-        facts,
-        repo_id=repo_id,
-        eval_results=results,
+    plan = prepare_card(
+        checkpoint_dir,
+        repo_id,
+        results_dir=results_dir,
+        eval_results=eval_results,
+        record_schema=record_schema,
+        dataset_ids=dataset_ids,
         license=license,
         template=template,
-        has_eval_result_files=bool(entries),
-        records_in_repo=bool(record_files),
+        card_appendix=card_appendix,
+    )
+    facts, records, record_files, skipped, entries = (
+        plan.facts,
+        plan.records,
+        plan.record_files,
+        plan.skipped,
+        plan.entries,
     )
 
     # everything the commit would hold: path in repo -> local path or bytes
     payload: dict[str, Path | bytes] = {
         "config.json": facts.folder / "config.json",
-        "model.safetensors": weights,
-        "README.md": str(card).encode("utf-8"),
+        "model.safetensors": facts.folder / "model.safetensors",
+        "README.md": plan.card_text.encode("utf-8"),
     }
     for record_path in record_files:
         payload[f"{RESULTS_FOLDER}/{record_path.name}"] = record_path
     if entries:
         payload[EVAL_RESULTS_FILE] = cards.eval_results_yaml(entries).encode("utf-8")
+    for path_in_repo, local in (extra_files or {}).items():
+        payload[_check_extra_file(path_in_repo, Path(local), set(payload))] = Path(local)
 
     api = HfApi(token=token)
     where = f"cannot push to {repo_id}"
@@ -206,6 +214,75 @@ def push_checkpoint(
     return PushResult(
         repo_id, branch, info.oid, info.commit_url, True, changed, unchanged, len(records), skipped
     )
+
+
+@dataclass
+class CardPlan:
+    """The card of a checkpoint and the records behind it (what a push would upload)."""
+
+    facts: cards.CheckpointFacts
+    card_text: str
+    records: list[dict[str, Any]]
+    record_files: list[Path]
+    skipped: int
+    entries: list[Any]
+
+
+def prepare_card(
+    checkpoint_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    results_dir: str | os.PathLike | None = None,
+    eval_results: Sequence[Any] | None = None,
+    record_schema: RecordSchema | None = None,
+    dataset_ids: Mapping[str, str] | None = None,
+    license: str = cards.DEFAULT_LICENSE,
+    template: str | os.PathLike | None = None,
+    card_appendix: str | None = None,
+) -> CardPlan:
+    """Render the card ``push_checkpoint`` would upload (same arguments); nothing is sent or written."""
+    facts = cards.read_checkpoint(checkpoint_dir)
+    weights = facts.folder / "model.safetensors"
+    records, record_files, skipped = _records_for(facts, weights, results_dir, record_schema)
+    results = list(eval_results or [])
+    if records:
+        assert record_schema is not None
+        results = _records_to_eval_results(records, repo_id, record_schema) + results
+    entries = cards.eval_result_entries(results, dataset_ids or {})
+    card = cards.render_card(
+        facts,
+        repo_id=repo_id,
+        eval_results=results,
+        license=license,
+        template=template,
+        has_eval_result_files=bool(entries),
+        records_in_repo=bool(record_files),
+    )
+    text = str(card)
+    if card_appendix:
+        text = text.rstrip("\n") + "\n\n" + card_appendix.strip("\n") + "\n"
+    return CardPlan(facts, text, records, record_files, skipped, list(entries))
+
+
+_EXTRA_SUFFIXES = (".safetensors", ".json", ".yaml", ".yml", ".md", ".txt")
+
+
+def _check_extra_file(path_in_repo: str, local: Path, taken: set[str]) -> str:
+    from hfssl.hub.remote import is_pickle
+
+    parts = Path(path_in_repo).parts
+    if not parts or path_in_repo.startswith("/") or ".." in parts or path_in_repo in taken:
+        raise ConfigError(
+            f"extra file path {path_in_repo!r} is not a new relative path inside the repo",
+            "use a relative path such as pretext_model/model.safetensors",
+        )
+    if is_pickle(local.name) or not local.name.endswith(_EXTRA_SUFFIXES):
+        raise ConfigError(
+            f"extra file {local} is not safetensors/JSON/YAML/text", "push only safetensors weights and text"
+        )
+    if not local.is_file():
+        raise DataError(f"extra file {local} does not exist", "build the folder again")
+    return path_in_repo
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -24,6 +24,7 @@ _LAZY: dict[str, str] = {
     "TrainerCallback": "hfssl.training.callbacks",
     "TrainingError": "hfssl.training.trainer",
     "pretrain_backbone": "hfssl.training.trainer",
+    "arguments_from_recipe": "hfssl.training.recipes",
     "CheckpointManager": "hfssl.training.checkpointing",
     "TrainerState": "hfssl.training.checkpointing",
     "validate_checkpoint": "hfssl.training.checkpointing",

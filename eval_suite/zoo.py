@@ -1,0 +1,382 @@
+"""Building the zoo: pretrain an entry with its recipe and budget -> evaluate -> card -> store.
+
+``build_entry(entry)`` is resumable at every stage (invariants):
+
+* **Pretraining** runs in ``STORE/<budget>/.work/<name>/pretrain`` with periodic checkpoints;
+  a killed build resumes from the latest one (``resume_from="latest"``); ``pretrain_done.json``
+  marks it finished.
+* **Evaluation** is a grid (:func:`eval_suite.studies.grid.run_grid`) over the entry's cells:
+  linear probe, kNN and finetuning on the pretraining data's labels (every seed), plus a linear
+  probe on each transfer dataset. Finished cells are skipped on re-run. The baselines (same
+  architecture at random init for linear/kNN, trained from scratch for finetuning) are their own
+  grid shared by every entry of that architecture (``STORE/<budget>/.baselines/<arch>``).
+* **Finishing**: records are relabelled to the entry's public spec ``zoo:NAME`` (so a record says
+  how to reproduce it: ``hfssl evaluate --checkpoint zoo:NAME``), the card is rendered, and the
+  complete entry folder is renamed into place in one ``os.replace``. Until then the entry does not
+  exist; after it, the work folder is removed.
+* Finished entries are skipped; an entry whose lock a live builder holds is skipped as ``busy``,
+  so several ``hfssl zoo build --all`` processes share one store without doing work twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hfssl.errors import CheckpointError, ConfigError
+from hfssl.utils.io import write_json_atomic, write_text_atomic
+from hfssl.utils.logging import get_logger
+from hfssl.zoo import ZooEntry, ZooManifest, ZooStore, load_manifest
+from hfssl.zoo.store import ENTRY_FILE, PRETEXT_FOLDER, RESULTS_FOLDER
+
+logger = get_logger("eval_suite.zoo")
+
+PRETRAIN_DONE = "pretrain_done.json"
+FAILED_FILE = "failed.json"
+HEADLINE_METRICS = ("balanced_accuracy", "auc", "macro_f1", "minority_recall", "mcc")
+
+
+@dataclass
+class BuildOutcome:
+    name: str
+    status: str  # built / skipped / busy
+    seconds: float = 0.0
+
+
+# ----------------------------------------------------------------------------- cells
+def _eval_common(entry: ZooEntry, budget: str) -> dict[str, Any]:
+    ev = entry.evaluation_for(budget)
+    return {"dataset": entry.dataset, "image_size": entry.image_size, "seeds": list(ev["seeds"])}
+
+
+def entry_cells(entry: ZooEntry, budget: str, checkpoint: str | None = None) -> list[Any]:
+    """The entry's evaluation cells (``checkpoint``: its backbone folder) and their baselines."""
+    from eval_suite.studies.grid import Cell, PretrainSpec
+
+    ev = entry.evaluation_for(budget)
+    common = _eval_common(entry, budget)
+    arch = PretrainSpec(
+        method="rot",  # only the architecture matters here (scratch donors); one key for every entry
+        backbone=entry.backbone,
+        dataset=entry.dataset,
+        image_size=entry.image_size,
+        backbone_kwargs=dict(entry.overrides(budget).get("backbone_kwargs") or {}),
+    )
+    finetune: dict[str, Any] = {"protocol": "finetune", "preset": ev.get("finetune_preset", "quick")}
+    if ev.get("finetune_epochs"):
+        finetune["epochs"] = int(ev["finetune_epochs"])
+    cells = [
+        Cell("linear/random-init", arch, {**common, "protocol": "linear", "random_init": True}),
+        Cell("knn/random-init", arch, {**common, "protocol": "knn", "random_init": True}),
+        Cell("finetune/scratch", arch, {**common, **finetune, "protocol": "scratch"}),
+        Cell("linear", arch, {**common, "protocol": "linear"}, entry.name, "linear/random-init", checkpoint=checkpoint),
+        Cell("knn", arch, {**common, "protocol": "knn"}, entry.name, "knn/random-init", checkpoint=checkpoint),
+        Cell("finetune", arch, {**common, **finetune}, entry.name, "finetune/scratch", checkpoint=checkpoint),
+    ]
+    for t in ev.get("transfer") or []:
+        where = f"{t['dataset']}{t['image_size']}"
+        tcommon = {**common, "dataset": t["dataset"], "image_size": int(t["image_size"])}
+        cells.append(Cell(f"linear-{where}/random-init", arch, {**tcommon, "protocol": "linear", "random_init": True}))
+        cells.append(
+            Cell(
+                f"linear-{where}",
+                arch,
+                {**tcommon, "protocol": "linear"},
+                entry.name,
+                f"linear-{where}/random-init",
+                checkpoint=checkpoint,
+            )
+        )
+    return cells
+
+
+def _arch_slug(entry: ZooEntry, budget: str) -> str:
+    from eval_suite.studies.grid import _sha
+
+    kwargs = entry.overrides(budget).get("backbone_kwargs") or {}
+    return f"{entry.backbone}-{entry.dataset}{entry.image_size}-{_sha(kwargs)[:8]}"
+
+
+# ----------------------------------------------------------------------------- build
+def check_buildable(entry: ZooEntry, budget: str, store: ZooStore) -> None:
+    """Everything a build needs before it starts: its recipe, its required entries."""
+    if not entry.recipe_path().is_file():
+        raise ConfigError(
+            f"zoo entry {entry.name}: recipe {entry.recipe_path()} is missing",
+            "run from a source checkout (scripts/recipes/) or set $HFSSL_RECIPES_DIR to the recipes folder",
+        )
+    for req in entry.requires:
+        if not store.is_built(req, budget):
+            raise CheckpointError(
+                f"zoo entry {entry.name} needs {req}, which is not built at the {budget} budget",
+                f"run 'hfssl zoo build {req} --budget {budget}' first (or --all)",
+            )
+
+
+def build_entry(
+    entry: ZooEntry,
+    *,
+    budget: str = "cpu",
+    store: ZooStore | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+    records_dir: str | os.PathLike | None = None,
+    org: str | None = None,
+    manifest: ZooManifest | None = None,
+    log: Callable[[str], None] = print,
+) -> BuildOutcome:
+    """Build (or resume, or skip) one entry; see the module docstring."""
+    store = store or ZooStore()
+    manifest = manifest or load_manifest()
+    if store.is_built(entry.name, budget):
+        if records_dir is not None:
+            export_records(store, entry.name, budget, records_dir)
+        return BuildOutcome(entry.name, "skipped")
+    check_buildable(entry, budget, store)
+    with store.lock(entry.name, budget) as held:
+        if not held:
+            return BuildOutcome(entry.name, "busy")
+        if store.is_built(entry.name, budget):  # finished by another builder meanwhile
+            return BuildOutcome(entry.name, "skipped")
+        t0 = time.perf_counter()
+        work = store.work_dir(entry.name, budget)
+        pretrain_dir = work / "pretrain"
+        work.mkdir(parents=True, exist_ok=True)
+        (work / FAILED_FILE).unlink(missing_ok=True)
+        try:
+            pre = _pretrain(entry, budget, pretrain_dir, data_dir, device, log)
+            log(f"  evaluating {entry.name}")
+            t_eval = time.perf_counter()
+            cells = entry_cells(entry, budget, checkpoint=str(pretrain_dir / "backbone"))
+            records = _evaluate(entry, budget, store, cells, work, data_dir, device)
+            eval_seconds = time.perf_counter() - t_eval
+            repo_id = entry.repo_id(org or manifest.default_org())
+            _finish(entry, budget, store, pretrain_dir, records, pre, eval_seconds, repo_id, work)
+        except BaseException as err:
+            import traceback
+
+            # what 'hfssl zoo status' shows; the work folder stays so that the next build resumes
+            write_json_atomic(
+                work / FAILED_FILE,
+                {
+                    "error": f"{type(err).__name__}: {err}",
+                    "traceback_tail": traceback.format_exc().splitlines()[-12:],
+                    "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                },
+            )
+            raise
+        shutil.rmtree(work, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+    if records_dir is not None:
+        export_records(store, entry.name, budget, records_dir)
+    return BuildOutcome(entry.name, "built", seconds)
+
+
+def _pretrain(
+    entry: ZooEntry, budget: str, out: Path, data_dir: str | None, device: str, log: Callable[[str], None]
+) -> dict[str, Any]:
+    done = out / PRETRAIN_DONE
+    if done.is_file():
+        return json.loads(done.read_text(encoding="utf-8"))
+    from hfssl.training import arguments_from_recipe, pretrain_backbone
+    from hfssl.utils.logging import progress_disabled
+
+    overrides = entry.overrides(budget)
+    steps = int(overrides.get("max_steps") or 0)
+    overrides.update(
+        output_dir=str(out),
+        report_to="none",
+        disable_tqdm=progress_disabled(),
+        use_cpu=device == "cpu",
+        save_strategy="steps",
+        # checkpoints let a killed build resume; four per run keeps the loss of a kill small
+        save_steps=max(1, steps // 4) if steps > 0 else 500,
+        save_total_limit=1,
+        eval_strategy="steps" if steps >= 8 else "no",
+        eval_steps=max(1, steps // 4) if steps > 0 else 100,
+    )
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    resumed = (out / "latest").is_file()
+    if resumed:
+        overrides["resume_from"] = "latest"
+    elif out.exists():
+        overrides["overwrite_output_dir"] = True  # a kill before the first checkpoint: start again
+    model_args, data_args, args = arguments_from_recipe(entry.recipe_path(), overrides)
+    log(f"  pretraining {entry.name}: {entry.method} on {entry.dataset} {entry.image_size}px, {steps} steps")
+    t0 = time.perf_counter()
+    result = pretrain_backbone(model_args, data_args, args)
+    wall = time.perf_counter() - t0
+    training_args = _read_json(out / "training_args.json")
+    info = {
+        "global_step": result.global_step,
+        "wall_seconds": round(wall, 1),  # of the last (possibly resumed) session
+        "resumed": resumed,
+        "train_runtime": training_args.get("train_runtime"),
+        "hardware": training_args.get("hardware"),
+        "last_logs": result.last_logs,
+        "knn_monitor": result.evaluations,
+        "recipe": entry.recipe,
+        "overrides": {k: v for k, v in entry.overrides(budget).items()},
+    }
+    write_json_atomic(done, info)
+    return info
+
+
+def _evaluate(
+    entry: ZooEntry,
+    budget: str,
+    store: ZooStore,
+    cells: Sequence[Any],
+    work: Path,
+    data_dir: str | None,
+    device: str,
+) -> dict[str, list[dict[str, Any]]]:
+    from eval_suite.studies.grid import CheckpointStore, run_grid
+
+    baselines = [c for c in cells if c.checkpoint is None]
+    # the comparison with the baselines is made by the table (MODEL_ZOO.md), across the two grids
+    own = [dataclasses.replace(c, baseline=None) for c in cells if c.checkpoint is not None]
+    base_dir = store.root / budget / ".baselines" / _arch_slug(entry, budget)
+    donors = CheckpointStore(store.root / budget / ".donors")
+    cache = str(store.root / budget / ".features")
+    base = run_grid(baselines, base_dir, store=donors, data_dir=data_dir, cache_dir=cache, device=device, title="baselines")
+    mine = run_grid(own, work / "eval", store=donors, data_dir=data_dir, cache_dir=cache, device=device, title=entry.name)
+    return {**base.records, **mine.records}
+
+
+def relabel_records(records: Sequence[dict[str, Any]], spec: str, name: str) -> list[dict[str, Any]]:
+    """Copies of ``records`` with checkpoint spec ``spec`` and display name ``name`` and the
+    record ids recomputed (the id covers the spec), valid under the record schema."""
+    from eval_suite.results import compute_record_id, identity_of, validate_record
+
+    out = []
+    for rec in records:
+        new = copy.deepcopy(rec)
+        new["checkpoint"] = {**new["checkpoint"], "spec": spec, "name": name}
+        new["record_id"] = compute_record_id(
+            identity_of(
+                checkpoint=new["checkpoint"],
+                dataset=new["dataset"],
+                protocol=new["protocol"],
+                regime=new["regime"],
+                policy=new["policy"],
+                seed=new["seed"],
+            )
+        )
+        problems = validate_record(new)
+        if problems:  # pragma: no cover - a schema change that relabelling does not follow
+            raise RuntimeError(f"relabelled record is invalid: {problems}")
+        out.append(new)
+    return out
+
+
+def _finish(
+    entry: ZooEntry,
+    budget: str,
+    store: ZooStore,
+    pretrain_dir: Path,
+    records: dict[str, list[dict[str, Any]]],
+    pre: dict[str, Any],
+    eval_seconds: float,
+    repo_id: str,
+    work: Path,
+) -> None:
+    import eval_suite.results as record_schema
+    from hfssl.hub.push import prepare_card
+
+    final = store.entry_dir(entry.name, budget)
+    tmp = final.parent / f".tmp-{entry.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for f in ("config.json", "model.safetensors"):
+            shutil.copy2(pretrain_dir / "backbone" / f, tmp / f)
+        shutil.copytree(pretrain_dir / "pretext_model", tmp / PRETEXT_FOLDER)
+        results = tmp / RESULTS_FOLDER
+        results.mkdir()
+        spec = f"zoo:{entry.name}"
+        summary: dict[str, Any] = {}
+        for cell_id, recs in records.items():
+            own = not any(r["checkpoint"].get("random_init") for r in recs) and not cell_id.endswith(
+                ("random-init", "scratch")
+            )
+            if own:
+                recs = relabel_records(recs, spec, entry.name)
+            for rec in recs:
+                sub = results if own else results / "baselines"
+                sub.mkdir(exist_ok=True)
+                write_json_atomic(sub / f"{rec['record_id']}.json", rec)
+            summary[cell_id] = {"records": [r["record_id"] for r in recs], "baseline": not own}
+        info = {
+            "name": entry.name,
+            "budget": budget,
+            "repo_id": repo_id,
+            "entry": entry.to_dict(),
+            "pretraining": pre,
+            "evaluation_seconds": round(eval_seconds, 1),
+            "cells": summary,
+            "rebuild": f"hfssl zoo build {entry.name} --budget {budget}",
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        write_json_atomic(tmp / ENTRY_FILE, info)
+        plan = prepare_card(
+            tmp, repo_id, results_dir=results, record_schema=record_schema, card_appendix=zoo_card_section(info)
+        )
+        write_text_atomic(tmp / "README.md", plan.card_text)
+        if final.exists():  # a stale copy (e.g. an older build): replaced whole
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def zoo_card_section(info: dict[str, Any]) -> str:
+    """The card's zoo section: budget, pretraining time and hardware, how to rebuild and continue."""
+    pre = info["pretraining"]
+    minutes = (pre.get("wall_seconds") or 0) / 60
+    return "\n".join(
+        [
+            "## hfssl zoo entry",
+            "",
+            f"- Zoo name: `{info['name']}` (`zoo:{info['name']}` works wherever hfssl takes a checkpoint)",
+            f"- Budget: `{info['budget']}` ({pre.get('global_step')} optimiser steps; recipe "
+            f"`scripts/recipes/{pre.get('recipe')}`)",
+            f"- Pretraining wall time: {minutes:.1f} min on {pre.get('hardware') or 'unknown hardware'}",
+            f"- Rebuild: `{info['rebuild']}`",
+            "- Continue pretraining (heads included, `pretext_model/`): "
+            f"`hfssl pretrain --init-from zoo:{info['name']} ...`",
+        ]
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+# ----------------------------------------------------------------------------- records export
+def export_records(store: ZooStore, name: str, budget: str, out: str | os.PathLike) -> Path:
+    """Copy an entry's small outputs (records, card, zoo_entry.json) to ``out/<budget>/<name>/``
+    (what the repository commits so MODEL_ZOO.md can be regenerated without the weights)."""
+    src = store.entry_dir(name, budget)
+    dest = Path(out) / budget / name
+    tmp = dest.parent / f".tmp-{name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src / RESULTS_FOLDER, tmp / RESULTS_FOLDER)
+    for f in (ENTRY_FILE, "README.md"):
+        shutil.copy2(src / f, tmp / f)
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    return dest
