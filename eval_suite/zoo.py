@@ -77,14 +77,25 @@ def entry_cells(entry: ZooEntry, budget: str, checkpoint: str | None = None) -> 
         Cell("linear/random-init", arch, {**common, "protocol": "linear", "random_init": True}),
         Cell("knn/random-init", arch, {**common, "protocol": "knn", "random_init": True}),
         Cell("finetune/scratch", arch, {**common, **finetune, "protocol": "scratch"}),
-        Cell("linear", arch, {**common, "protocol": "linear"}, entry.name, "linear/random-init", checkpoint=checkpoint),
-        Cell("knn", arch, {**common, "protocol": "knn"}, entry.name, "knn/random-init", checkpoint=checkpoint),
+        Cell(
+            "linear",
+            arch,
+            {**common, "protocol": "linear"},
+            entry.name,
+            "linear/random-init",
+            checkpoint=checkpoint,
+        ),
+        Cell(
+            "knn", arch, {**common, "protocol": "knn"}, entry.name, "knn/random-init", checkpoint=checkpoint
+        ),
         Cell("finetune", arch, {**common, **finetune}, entry.name, "finetune/scratch", checkpoint=checkpoint),
     ]
     for t in ev.get("transfer") or []:
         where = f"{t['dataset']}{t['image_size']}"
         tcommon = {**common, "dataset": t["dataset"], "image_size": int(t["image_size"])}
-        cells.append(Cell(f"linear-{where}/random-init", arch, {**tcommon, "protocol": "linear", "random_init": True}))
+        cells.append(
+            Cell(f"linear-{where}/random-init", arch, {**tcommon, "protocol": "linear", "random_init": True})
+        )
         cells.append(
             Cell(
                 f"linear-{where}",
@@ -248,8 +259,18 @@ def _evaluate(
     base_dir = store.root / budget / ".baselines" / _arch_slug(entry, budget)
     donors = CheckpointStore(store.root / budget / ".donors")
     cache = str(store.root / budget / ".features")
-    base = run_grid(baselines, base_dir, store=donors, data_dir=data_dir, cache_dir=cache, device=device, title="baselines")
-    mine = run_grid(own, work / "eval", store=donors, data_dir=data_dir, cache_dir=cache, device=device, title=entry.name)
+    base = run_grid(
+        baselines,
+        base_dir,
+        store=donors,
+        data_dir=data_dir,
+        cache_dir=cache,
+        device=device,
+        title="baselines",
+    )
+    mine = run_grid(
+        own, work / "eval", store=donors, data_dir=data_dir, cache_dir=cache, device=device, title=entry.name
+    )
     return {**base.records, **mine.records}
 
 
@@ -292,6 +313,7 @@ def _finish(
 ) -> None:
     import eval_suite.results as record_schema
     from hfssl.hub.push import prepare_card
+    from hfssl.zoo.card import card_appendix
 
     final = store.entry_dir(entry.name, budget)
     tmp = final.parent / f".tmp-{entry.name}-{os.getpid()}"
@@ -329,7 +351,7 @@ def _finish(
         }
         write_json_atomic(tmp / ENTRY_FILE, info)
         plan = prepare_card(
-            tmp, repo_id, results_dir=results, record_schema=record_schema, card_appendix=zoo_card_section(info)
+            tmp, repo_id, results_dir=results, record_schema=record_schema, card_appendix=card_appendix(info)
         )
         write_text_atomic(tmp / "README.md", plan.card_text)
         if final.exists():  # a stale copy (e.g. an older build): replaced whole
@@ -337,25 +359,6 @@ def _finish(
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def zoo_card_section(info: dict[str, Any]) -> str:
-    """The card's zoo section: budget, pretraining time and hardware, how to rebuild and continue."""
-    pre = info["pretraining"]
-    minutes = (pre.get("wall_seconds") or 0) / 60
-    return "\n".join(
-        [
-            "## hfssl zoo entry",
-            "",
-            f"- Zoo name: `{info['name']}` (`zoo:{info['name']}` works wherever hfssl takes a checkpoint)",
-            f"- Budget: `{info['budget']}` ({pre.get('global_step')} optimiser steps; recipe "
-            f"`scripts/recipes/{pre.get('recipe')}`)",
-            f"- Pretraining wall time: {minutes:.1f} min on {pre.get('hardware') or 'unknown hardware'}",
-            f"- Rebuild: `{info['rebuild']}`",
-            "- Continue pretraining (heads included, `pretext_model/`): "
-            f"`hfssl pretrain --init-from zoo:{info['name']} ...`",
-        ]
-    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -37,8 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="hfssl zoo",
-        description="The hfssl model zoo. Actions: "
-        + "; ".join(f"{k}: {v}" for k, v in ACTIONS.items()),
+        description="The hfssl model zoo. Actions: " + "; ".join(f"{k}: {v}" for k, v in ACTIONS.items()),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -46,11 +45,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("names", nargs="*", help="entry names (build/push/pull/status)")
     parser.add_argument("--all", action="store_true", help="every entry (of --zoo when given)")
     parser.add_argument("--zoo", default=None, help="only entries of this zoo (2d, 3d)")
-    parser.add_argument("--budget", default="cpu", choices=list(BUDGETS), help="pretraining budget (default cpu)")
-    parser.add_argument("--org", default=None, help="Hub organisation (default: the manifest's, or $HFSSL_ZOO_ORG)")
-    parser.add_argument("--store", default=None, help="zoo store folder (default $HFSSL_ZOO_STORE or ~/.cache/hfssl/zoo)")
+    parser.add_argument(
+        "--budget", default="cpu", choices=list(BUDGETS), help="pretraining budget (default cpu)"
+    )
+    parser.add_argument(
+        "--org", default=None, help="Hub organisation (default: the manifest's, or $HFSSL_ZOO_ORG)"
+    )
+    parser.add_argument(
+        "--store", default=None, help="zoo store folder (default $HFSSL_ZOO_STORE or ~/.cache/hfssl/zoo)"
+    )
     parser.add_argument("--manifest", default=None, help="another manifest file (default hfssl/zoo/zoo.yaml)")
-    parser.add_argument("--records", default=None, help="build: also copy records + cards here; table: read from here")
+    parser.add_argument(
+        "--records", default=None, help="build: also copy records + cards here; table: read from here"
+    )
     parser.add_argument("--out", default="MODEL_ZOO.md", help="table: the markdown file to write")
     parser.add_argument("--data-dir", default=None, help="data root (default $HFSSL_DATA_DIR)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
@@ -124,7 +131,10 @@ def run(argv: list[str]) -> int:
             extra = f" in {outcome.seconds / 60:.1f} min" if outcome.status == "built" else ""
             print(f"  {entry.name}: {outcome.status}{extra}", flush=True)
         if failed:
-            print(f"hfssl zoo: {len(failed)} entries failed: {', '.join(failed)} (see 'hfssl zoo status')", file=sys.stderr)
+            print(
+                f"hfssl zoo: {len(failed)} entries failed: {', '.join(failed)} (see 'hfssl zoo status')",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if args.action == "push":
@@ -133,10 +143,14 @@ def run(argv: list[str]) -> int:
 
         for entry in entries:
             result = push_entry(
-                entry, store=store, budget=args.budget, org=org, private=args.private, record_schema=record_schema
+                entry,
+                store=store,
+                budget=args.budget,
+                org=org,
+                private=args.private,
+                record_schema=record_schema,
             )
-            what = f"commit {result.commit_sha[:10]}" if result.committed else "unchanged, no commit"
-            print(f"{entry.name} -> {result.repo_id}: {what}")
+            print(f"{entry.name}: {result.summary()}")
         return 0
     if args.action == "pull":
         from hfssl.zoo.hub import pull_entry

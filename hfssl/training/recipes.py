@@ -13,7 +13,9 @@ from typing import Any
 from hfssl.errors import ConfigError
 
 
-def arguments_from_recipe(recipe: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> tuple[Any, Any, Any]:
+def arguments_from_recipe(
+    recipe: str | os.PathLike, overrides: Mapping[str, Any] | None = None
+) -> tuple[Any, Any, Any]:
     """``(ModelArguments, DataArguments, PretrainingArguments)`` of ``recipe`` with ``overrides`` applied.
 
     Unknown option names in the file or the overrides are a :class:`ConfigError` naming them."""

@@ -141,7 +141,9 @@ def _entry(raw: dict[str, Any], zoos: dict[str, dict[str, Any]], where: str) -> 
     name = str(raw["name"])
     unknown = sorted(set(raw) - _ENTRY_KEYS)
     if unknown:
-        raise ConfigError(f"{where}: entry {name} has unknown field(s) {unknown}", f"allowed: {sorted(_ENTRY_KEYS)}")
+        raise ConfigError(
+            f"{where}: entry {name} has unknown field(s) {unknown}", f"allowed: {sorted(_ENTRY_KEYS)}"
+        )
     if not NAME_RE.match(name):
         raise ConfigError(
             f"{where}: entry name {name!r} is not a lowercase slug", "use letters, digits, '-', '_' and '.'"
@@ -201,7 +203,9 @@ def _load_cached(path: str, _mtime: int) -> ZooManifest:
 
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"zoo manifest {p} does not exist", "unset $HFSSL_ZOO_MANIFEST or point it at a file")
+        raise ConfigError(
+            f"zoo manifest {p} does not exist", "unset $HFSSL_ZOO_MANIFEST or point it at a file"
+        )
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

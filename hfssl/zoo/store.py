@@ -133,12 +133,16 @@ def parse_zoo_spec(spec: str) -> tuple[str, str | None]:
     text = spec[len("zoo:") :] if spec.startswith("zoo:") else spec
     name, at, budget = text.partition("@")
     if not name:
-        raise ConfigError(f"zoo spec {spec!r} names no entry", "write zoo:NAME, e.g. zoo:simclr-resnet18-breastmnist28")
+        raise ConfigError(
+            f"zoo spec {spec!r} names no entry", "write zoo:NAME, e.g. zoo:simclr-resnet18-breastmnist28"
+        )
     if at:
         from hfssl.zoo.manifest import BUDGETS
 
         if budget not in BUDGETS:
-            raise ConfigError(f"zoo spec {spec!r} names budget {budget!r}", f"use one of: {', '.join(BUDGETS)}")
+            raise ConfigError(
+                f"zoo spec {spec!r} names budget {budget!r}", f"use one of: {', '.join(BUDGETS)}"
+            )
     return name, budget or None
 
 

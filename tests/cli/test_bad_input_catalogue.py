@@ -211,6 +211,13 @@ def results_and_plain_file(tmp, assets):
 
 
 # ------------------------------------------------------------------------------------------ the rows
+def zoo_manifest_missing_recipe(tmp: Path, assets) -> None:
+    (tmp / "zoo.yaml").write_text(
+        "zoos:\n  z: {dataset: breastmnist, image_size: 28, backbone: test_resnet, recipe_dataset: breastmnist}\n"
+        f"entries:\n  - {{name: x, zoo: z, method: rot, recipe: {tmp}/missing.yaml}}\n"
+    )
+
+
 @dataclass(frozen=True)
 class Row:
     id: str
@@ -648,6 +655,42 @@ ROWS = [
     Row("data-unknown-action", ("data", "frobnicate"), "unknown data command 'frobnicate'"),
     Row("data-flag-type", ("data", "info", "breastmnist", "--image-size", "big"), "invalid int value: 'big'"),
     Row("data-unknown-source", ("data", "info", "nosuchdata"), "unknown data source 'nosuchdata'"),
+    # -- the model zoo
+    Row(
+        "zoo-unknown-name",
+        ("zoo", "build", "simclr-resnet18-breast", "--store", "{tmp}/store"),
+        "did you mean simclr-resnet18-breastmnist28",
+    ),
+    Row(
+        "zoo-recipe-missing",
+        ("zoo", "build", "x", "--manifest", "{tmp}/zoo.yaml", "--store", "{tmp}/store"),
+        "recipe",
+        zoo_manifest_missing_recipe,
+    ),
+    Row("zoo-unknown-action", ("zoo", "frobnicate"), "invalid choice: 'frobnicate'"),
+    Row("zoo-build-no-names", ("zoo", "build", "--store", "{tmp}/store"), "needs entry names or --all"),
+    Row(
+        "zoo-pull-offline-uncached",
+        ("zoo", "pull", "simclr-resnet18-breastmnist28"),
+        "offline mode is on",
+    ),
+    Row(
+        "zoo-pull-never-pushed",
+        ("zoo", "pull", "simclr-resnet18-breastmnist28", "--org", "org"),
+        "org/simclr-resnet18-breastmnist28",
+        hub=True,
+    ),
+    Row(
+        "zoo-push-not-built",
+        ("zoo", "push", "simclr-resnet18-breastmnist28", "--org", "org", "--store", "{tmp}/store"),
+        "is not built",
+        hub=True,
+    ),
+    Row(
+        "zoo-spec-not-built",
+        (*EV, "--checkpoint", "zoo:simclr-resnet18-breastmnist28", "--results-dir", "{tmp}/r"),
+        "hfssl zoo pull simclr-resnet18-breastmnist28",
+    ),
 ]
 
 

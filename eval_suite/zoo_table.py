@@ -1,0 +1,400 @@
+"""The zoo's tables: ``hfssl zoo list`` / ``status`` and the generated MODEL_ZOO.md.
+
+MODEL_ZOO.md is generated from the entries' folders (the store, or the records the repository
+commits under ``reports/zoo/<budget>/<name>/``), never edited by hand: per entry the linear probe,
+kNN and finetuning results (mean over seeds with a t 95 % CI) and the paired delta against the
+same architecture at random init (linear, kNN) or trained from scratch (finetuning), with a paired
+bootstrap CI over the shared test set (:func:`eval_suite.stats.paired_bootstrap`). An entry
+*beats random init* when the linear probe's balanced-accuracy delta has a CI above zero. Notes of
+an investigation (``<records>/notes/<name>.md``) are included under the entry.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hfssl.utils.io import write_text_atomic
+from hfssl.zoo import ZooEntry, ZooManifest, ZooStore
+from hfssl.zoo.store import ENTRY_FILE, RESULTS_FOLDER
+
+METRICS = ("balanced_accuracy", "auc", "macro_f1", "minority_recall", "mcc")
+SHORT = {
+    "balanced_accuracy": "bal. acc",
+    "auc": "AUC",
+    "macro_f1": "macro-F1",
+    "minority_recall": "min. recall",
+    "mcc": "MCC",
+}
+PROTOCOL_CELLS = (
+    ("linear", "linear/random-init"),
+    ("knn", "knn/random-init"),
+    ("finetune", "finetune/scratch"),
+)
+# external reference points (BreastMNIST 28 px, test split)
+MEDMNIST_PLUS_DINO_VITB16_LINEAR = {"accuracy": 0.833, "auc": 0.868}  # Doerrich et al. 2024, MedMNIST+
+SCRATCH_PARITY = {"accuracy": (0.842, 0.015), "auc": (0.876, 0.007)}  # this project's 3-seed parity run
+
+
+# ----------------------------------------------------------------------------- loading
+def load_entry_results(folder: Path) -> dict[str, Any] | None:
+    """``{"info": zoo_entry.json, "cells": {cell_id: [records]}}`` of one entry folder, or None."""
+    try:
+        info = json.loads((folder / ENTRY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    by_id: dict[str, dict[str, Any]] = {}
+    for sub in (folder / RESULTS_FOLDER, folder / RESULTS_FOLDER / "baselines"):
+        for path in sorted(sub.glob("*.json")):
+            try:
+                rec = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            by_id[rec.get("record_id", path.stem)] = rec
+    cells = {
+        cid: [by_id[r] for r in c.get("records", []) if r in by_id]
+        for cid, c in (info.get("cells") or {}).items()
+    }
+    return {"info": info, "cells": cells}
+
+
+def _summary(records: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any]:
+    from eval_suite.stats import metric_bounds, summarise
+
+    return summarise([(r.get("metrics") or {}).get(metric) for r in records], metric_bounds(metric))
+
+
+def _delta(
+    a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], metric: str
+) -> dict[str, Any] | None:
+    from eval_suite.stats import paired_bootstrap
+
+    if not a or not b:
+        return None
+    try:
+        return paired_bootstrap(list(a), list(b), metric, n_resamples=1000)
+    except Exception:  # noqa: BLE001 - unpaired or undefined: shown as a dash
+        return None
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _fmt_summary(s: Mapping[str, Any]) -> str:
+    lo, hi = s["ci95"]
+    if s["n"] == 0:
+        return "–"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return _fmt(s["mean"])
+    return f"{_fmt(s['mean'])} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _fmt_delta(d: Mapping[str, Any] | None) -> str:
+    if d is None:
+        return "–"
+    lo, hi = d["ci95"]
+    mark = " ✓" if lo > 0 else (" ✗" if hi < 0 else "")
+    return f"{d['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]{mark}"
+
+
+# ----------------------------------------------------------------------------- list / status
+def _headline(folder: Path) -> str:
+    loaded = load_entry_results(folder)
+    if loaded is None:
+        return ""
+    cells = loaded["cells"]
+    parts = []
+    for cid in ("linear", "finetune"):
+        if cells.get(cid):
+            parts.append(f"{cid} bal.acc {_summary(cells[cid], 'balanced_accuracy')['mean']:.3f}")
+    return ", ".join(parts)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = (
+        [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
+    )
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def list_table(entries: Sequence[ZooEntry], store: ZooStore, budget: str, *, org: str) -> str:
+    """``hfssl zoo list``: name, method, family, dims, data, status here, headline results."""
+    from hfssl.pretext.registry import method_family
+
+    rows = []
+    for e in entries:
+        status = store.status(e.name, budget)
+        rows.append(
+            [
+                e.name,
+                e.method,
+                method_family(e.method),
+                f"{e.spatial_dims}D",
+                f"{e.dataset} {e.image_size}",
+                status,
+                _headline(store.entry_dir(e.name, budget)) if status in ("built", "pushed") else "",
+            ]
+        )
+    header = ["name", "method", "family", "dims", "data", f"status ({budget})", "headline (test)"]
+    return _table(header, rows) + f"\n\nstore: {store.root / budget}   Hub: {org}/<name>"
+
+
+def status_table(entries: Sequence[ZooEntry], store: ZooStore, budget: str) -> str:
+    """``hfssl zoo status``: per entry its state, wall times and a failed build's last lines."""
+    rows, failures = [], []
+    for e in entries:
+        status = store.status(e.name, budget)
+        info = store.info(e.name, budget) or {}
+        pre = info.get("pretraining") or {}
+        failed = store.work_dir(e.name, budget) / "failed.json"
+        if status == "partial" and failed.is_file():
+            status = "failed"
+            try:
+                data = json.loads(failed.read_text(encoding="utf-8"))
+                failures.append(
+                    f"{e.name}: {data.get('error')}\n    "
+                    + "\n    ".join(data.get("traceback_tail", [])[-4:])
+                )
+            except (OSError, ValueError):
+                pass
+        pre_min = f"{pre['wall_seconds'] / 60:.1f}" if pre.get("wall_seconds") else ""
+        eval_min = f"{info['evaluation_seconds'] / 60:.1f}" if info.get("evaluation_seconds") else ""
+        rows.append([e.name, status, pre_min, eval_min, info.get("built_at", "")])
+    out = _table(["name", "status", "pretrain min", "eval min", "built at"], rows)
+    if failures:
+        out += "\n\nfailures:\n" + "\n".join(failures)
+    return out
+
+
+# ----------------------------------------------------------------------------- MODEL_ZOO.md
+def _entry_rows(entry: ZooEntry, loaded: Mapping[str, Any]) -> dict[str, Any]:
+    cells = loaded["cells"]
+    out: dict[str, Any] = {}
+    for cid, base in PROTOCOL_CELLS:
+        out[cid] = {m: _summary(cells.get(cid) or [], m) for m in METRICS}
+        out[f"{cid}-base"] = {m: _summary(cells.get(base) or [], m) for m in METRICS}
+        out[f"{cid}-delta"] = {m: _delta(cells.get(cid) or [], cells.get(base) or [], m) for m in METRICS}
+    out["transfer"] = {}
+    for cid in cells:
+        if cid.startswith("linear-") and "/" not in cid:
+            base = f"{cid}/random-init"
+            out["transfer"][cid] = {
+                "own": _summary(cells[cid], "balanced_accuracy"),
+                "auc": _summary(cells[cid], "auc"),
+                "delta": _delta(cells[cid], cells.get(base) or [], "balanced_accuracy"),
+            }
+    return out
+
+
+def write_model_zoo(
+    manifest: ZooManifest,
+    source: str | os.PathLike,
+    out: str | os.PathLike = "MODEL_ZOO.md",
+    *,
+    budget: str = "cpu",
+    entries: Sequence[ZooEntry] | None = None,
+) -> Path:
+    """Write MODEL_ZOO.md from the entry folders under ``source/<budget>/`` (store or records)."""
+    from hfssl.pretext.registry import method_family
+
+    root = Path(source) / budget
+    entries = list(entries or manifest.entries)
+    built: list[tuple[ZooEntry, dict[str, Any], dict[str, Any]]] = []
+    missing: list[ZooEntry] = []
+    for e in entries:
+        loaded = load_entry_results(root / e.name)
+        if loaded is None:
+            missing.append(e)
+        else:
+            built.append((e, loaded, _entry_rows(e, loaded)))
+    lines = [
+        "# hfssl model zoo",
+        "",
+        "<!-- generated by `hfssl zoo table` from the entries' records; do not edit by hand -->",
+        "",
+        f"Budget: **{budget}**. {len(built)} of {len(entries)} entries built"
+        + (f"; not built yet: {', '.join(e.name for e in missing)}." if missing else "."),
+        "Every number is on the test split, mean over seeds with a t 95 % CI in brackets; Δ is the",
+        "paired difference to the same architecture at random init (linear probe, kNN) or trained from",
+        "scratch (finetuning) with a paired-bootstrap 95 % CI (✓ CI above 0, ✗ below 0).",
+        "Load any entry with `zoo:NAME` (`hfssl evaluate --checkpoint zoo:NAME`, `load_feature_extractor`,",
+        "`hfssl pretrain --init-from zoo:NAME`); rebuild it with the command in its section.",
+        "",
+    ]
+    lines += _reading(built, budget)
+    for zoo in sorted({e.zoo for e, _, _ in built}):
+        group = [(e, ld, rows) for e, ld, rows in built if e.zoo == zoo]
+        lines += [f"## {zoo.upper()} zoo: {group[0][0].dataset} {group[0][0].image_size} px", ""]
+        header = [
+            "entry", "family", "linear bal. acc", "Δ linear", "linear AUC", "kNN bal. acc", "Δ kNN",
+            "finetune bal. acc", "Δ finetune", "finetune AUC", "pretrain min",
+        ]  # fmt: skip
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for e, ld, rows in group:
+            pre = ld["info"].get("pretraining") or {}
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        f"[{e.name}](#{e.name})",
+                        method_family(e.method),
+                        _fmt_summary(rows["linear"]["balanced_accuracy"]),
+                        _fmt_delta(rows["linear-delta"]["balanced_accuracy"]),
+                        _fmt_summary(rows["linear"]["auc"]),
+                        _fmt_summary(rows["knn"]["balanced_accuracy"]),
+                        _fmt_delta(rows["knn-delta"]["balanced_accuracy"]),
+                        _fmt_summary(rows["finetune"]["balanced_accuracy"]),
+                        _fmt_delta(rows["finetune-delta"]["balanced_accuracy"]),
+                        _fmt_summary(rows["finetune"]["auc"]),
+                        _fmt((pre.get("wall_seconds") or math.nan) / 60, 1),
+                    ]
+                )
+                + " |"
+            )
+        e0, _, rows0 = group[0]
+        lines += [
+            "",
+            f"Baselines ({e0.backbone}): random-init linear bal. acc "
+            f"{_fmt_summary(rows0['linear-base']['balanced_accuracy'])}, AUC {_fmt_summary(rows0['linear-base']['auc'])}; "
+            f"scratch finetune bal. acc {_fmt_summary(rows0['finetune-base']['balanced_accuracy'])}, "
+            f"AUC {_fmt_summary(rows0['finetune-base']['auc'])}.",
+            "",
+        ]
+    lines += ["## Entries", ""]
+    notes_dir = Path(source) / "notes"
+    for e, ld, rows in built:
+        lines += _entry_section(e, ld, rows, notes_dir)
+    if missing:
+        lines += ["## Not built yet", ""]
+        lines += [f"- `{e.name}` ({e.method}): `hfssl zoo build {e.name} --budget {budget}`" for e in missing]
+        lines.append("")
+    lines += _paper_budget_section()
+    path = Path(out)
+    write_text_atomic(path, "\n".join(lines).rstrip() + "\n")
+    return path
+
+
+def _reading(built: Sequence[tuple[ZooEntry, dict[str, Any], dict[str, Any]]], budget: str) -> list[str]:
+    """The short reading on top, computed from the numbers (which methods beat random init)."""
+    if not built:
+        return []
+    beats, not_beats = [], []
+    for e, _, rows in built:
+        d = rows["linear-delta"]["balanced_accuracy"]
+        (beats if d is not None and d["ci95"][0] > 0 else not_beats).append(e.name)
+    lines = ["## Reading", ""]
+    lines.append(
+        f"- Linear probe beats random init significantly (balanced accuracy, paired CI above 0): "
+        f"{len(beats)} of {len(built)}" + (f": {', '.join(beats)}." if beats else ".")
+    )
+    if not_beats:
+        lines.append(
+            f"- Not significantly better than random init under the linear probe: {', '.join(not_beats)}."
+        )
+    best = max(
+        built,
+        key=lambda t: t[2]["linear"]["auc"]["mean"] if math.isfinite(t[2]["linear"]["auc"]["mean"]) else -1,
+    )
+    e, _, rows = best
+    ref = MEDMNIST_PLUS_DINO_VITB16_LINEAR
+    acc = _summary(best[1]["cells"].get("linear") or [], "accuracy")["mean"]
+    lines.append(
+        f"- Best linear probe (by AUC): `{e.name}`: ACC {_fmt(acc)}, AUC {_fmt(rows['linear']['auc']['mean'])} "
+        f"vs a frozen ImageNet DINO ViT-B/16 at 28 px in MedMNIST+ (Doerrich et al. 2024): ACC {ref['accuracy']}, "
+        f"AUC {ref['auc']} - {'beaten' if acc > ref['accuracy'] and rows['linear']['auc']['mean'] > ref['auc'] else 'not beaten'}."
+    )
+    ft = max(
+        built,
+        key=lambda t: (
+            t[2]["finetune"]["auc"]["mean"] if math.isfinite(t[2]["finetune"]["auc"]["mean"]) else -1
+        ),
+    )
+    e2, _, rows2 = ft
+    d_bal, d_auc = rows2["finetune-delta"]["balanced_accuracy"], rows2["finetune-delta"]["auc"]
+    preset = (e2.evaluation_for(budget) or {}).get("finetune_preset")
+    lines.append(
+        f"- Best finetuned entry (by AUC, `{preset}` recipe): `{e2.name}`: bal. acc Δ vs scratch {_fmt_delta(d_bal)}, "
+        f"AUC Δ {_fmt_delta(d_auc)}. The project's scratch parity with the official `medmnist` recipe is "
+        f"ACC {SCRATCH_PARITY['accuracy'][0]} ± {SCRATCH_PARITY['accuracy'][1]}, AUC {SCRATCH_PARITY['auc'][0]} ± "
+        f"{SCRATCH_PARITY['auc'][1]} (3 seeds)"
+        + (
+            " - the `cpu` budget finetunes with the short `quick` recipe, so compare deltas, not levels."
+            if preset != "medmnist"
+            else "."
+        )
+    )
+    lines.append("")
+    return lines
+
+
+def _entry_section(e: ZooEntry, ld: Mapping[str, Any], rows: Mapping[str, Any], notes_dir: Path) -> list[str]:
+    info = ld["info"]
+    pre = info.get("pretraining") or {}
+    lines = [
+        f"### {e.name}",
+        "",
+        f"`{e.method}` on {e.dataset} {e.image_size} px, backbone `{e.backbone}`"
+        + (
+            f" {json.dumps(e.overrides(info.get('budget', 'cpu')).get('backbone_kwargs'))}"
+            if e.overrides(info.get("budget", "cpu")).get("backbone_kwargs")
+            else ""
+        )
+        + f"; {pre.get('global_step')} steps in {_fmt((pre.get('wall_seconds') or math.nan) / 60, 1)} min on "
+        f"{pre.get('hardware') or 'unknown hardware'}; evaluation {_fmt((info.get('evaluation_seconds') or math.nan) / 60, 1)} min. "
+        f"Hub: `{info.get('repo_id')}`. Rebuild: `{info.get('rebuild')}`.",
+        "",
+    ]
+    if e.notes:
+        lines += [f"Note: {e.notes}", ""]
+    header = ["protocol", *[SHORT[m] for m in METRICS]]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for cid, base in PROTOCOL_CELLS:
+        lines.append("| " + " | ".join([cid, *[_fmt_summary(rows[cid][m]) for m in METRICS]]) + " |")
+        lines.append(
+            "| "
+            + " | ".join([f"Δ vs {base}", *[_fmt_delta(rows[f"{cid}-delta"][m]) for m in METRICS]])
+            + " |"
+        )
+    for cid, t in rows["transfer"].items():
+        lines.append(f"| {cid} (transfer) | {_fmt_summary(t['own'])} | {_fmt_summary(t['auc'])} | | | |")
+        lines.append(f"| Δ vs random init | {_fmt_delta(t['delta'])} | | | | |")
+    lines.append("")
+    curve = pre.get("knn_monitor") or []
+    if curve:
+        points = ", ".join(
+            f"{r.get('step')}: {_fmt(r.get('knn_balanced_accuracy'))}"
+            for r in curve
+            if r.get("knn_balanced_accuracy") is not None
+        )
+        lines += [
+            f"Online kNN balanced accuracy on the validation split during pretraining (step: value): {points}.",
+            "",
+        ]
+    note = notes_dir / f"{e.name}.md"
+    if note.is_file():
+        lines += [note.read_text(encoding="utf-8").strip(), ""]
+    return lines
+
+
+def _paper_budget_section() -> list[str]:
+    return [
+        "## The `paper` budget (GPUs)",
+        "",
+        "The `cpu` budget fits each zoo into about 90 minutes on a 2-core CPU and is far shorter than the",
+        "recipes. The `paper` budget runs each recipe as written (e.g. SimCLR 400 epochs); on GPUs:",
+        "",
+        "```bash",
+        "hfssl zoo build --all --zoo 2d --budget paper --device cuda   # one GPU, entry after entry",
+        "# one recipe at the paper length on 8 GPUs (outside the zoo store):",
+        "accelerate launch --multi_gpu --num_processes 8 -m hfssl.pretrain \\",
+        "    --config scripts/recipes/simclr_breastmnist.yaml --output-dir runs/simclr_breastmnist",
+        "```",
+        "",
+    ]

@@ -1,0 +1,174 @@
+"""``hfssl zoo`` end to end on a tiny zoo (test_resnet, 2 steps, 1 seed): build -> store -> list /
+status / table -> push to the loopback Hub -> pull into an empty cache -> evaluate ``zoo:NAME``
+offline; a failed build leaves no entry and resumes; two concurrent builders share a store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hfssl.cli.main import main
+from hfssl.zoo import ZooStore, load_manifest
+from tests.hub.conftest import offline
+from tests.hub.hub_server import LoopbackHub
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = Path(__file__).with_name("tiny_zoo.yaml")
+
+
+@pytest.fixture(scope="module")
+def zoo_env(tmp_path_factory) -> Iterator[dict[str, Path]]:
+    """The tiny manifest and a fresh store, for the CLI and for ``zoo:NAME`` resolution."""
+    root = tmp_path_factory.mktemp("zoo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HFSSL_ZOO_MANIFEST", str(TINY))
+        mp.setenv("HFSSL_ZOO_STORE", str(root / "store"))
+        yield {"root": root, "store": root / "store", "records": root / "records"}
+
+
+@pytest.fixture(scope="module")
+def built(zoo_env) -> Path:
+    """rot-tiny, built once for the module (about 10 s)."""
+    assert main(["zoo", "build", "rot-tiny", "--records", str(zoo_env["records"])]) == 0
+    return zoo_env["store"] / "cpu" / "rot-tiny"
+
+
+def test_build_writes_a_complete_entry_with_relabelled_records(built, zoo_env):
+    from eval_suite.results import load_records
+
+    for f in (
+        "config.json",
+        "model.safetensors",
+        "pretext_model/model.safetensors",
+        "README.md",
+        "zoo_entry.json",
+    ):
+        assert (built / f).is_file(), f
+    records, problems = load_records(*sorted((built / "eval_results").glob("*.json")))
+    assert not problems
+    assert {r["protocol"]["name"] for r in records} == {"linear", "knn", "finetune"}
+    assert {r["checkpoint"]["spec"] for r in records} == {"zoo:rot-tiny"}  # how to reproduce it
+    baselines, problems = load_records(built / "eval_results" / "baselines")
+    assert not problems and all(
+        r["checkpoint"]["random_init"] or r["protocol"]["name"] == "scratch" for r in baselines
+    )
+    info = json.loads((built / "zoo_entry.json").read_text())
+    assert (
+        info["pretraining"]["global_step"] == 2 and info["rebuild"] == "hfssl zoo build rot-tiny --budget cpu"
+    )
+    assert "## hfssl zoo entry" in (built / "README.md").read_text()
+    assert not (zoo_env["store"] / "cpu" / ".work" / "rot-tiny").exists()  # work folder removed
+    exported = zoo_env["records"] / "cpu" / "rot-tiny"
+    assert sorted(p.name for p in (exported / "eval_results").glob("*.json")) == sorted(
+        p.name for p in (built / "eval_results").glob("*.json")
+    )
+
+
+def test_rebuild_skips_a_finished_entry(built, capsys):
+    before = (built / "model.safetensors").stat().st_mtime_ns
+    assert main(["zoo", "build", "rot-tiny"]) == 0
+    assert "rot-tiny: skipped" in capsys.readouterr().out
+    assert (built / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_list_status_and_model_zoo_table(built, zoo_env, capsys, tmp_path):
+    assert main(["zoo", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "rot-tiny" in out and "built" in out and "missing" in out and "linear bal.acc" in out
+    assert main(["zoo", "status"]) == 0
+    assert "rot-tiny" in capsys.readouterr().out
+    md = tmp_path / "MODEL_ZOO.md"
+    assert main(["zoo", "table", "--records", str(zoo_env["records"]), "--out", str(md)]) == 0
+    text = md.read_text()
+    assert "### rot-tiny" in text and "Δ vs linear/random-init" in text and "do not edit by hand" in text
+    assert "not built yet: simclr-tiny, distill-tiny" in text
+
+
+def test_push_pull_offline_and_evaluate_zoo_spec(built, zoo_env, tmp_path, monkeypatch):
+    """The issue's default-run zoo test: push to the loopback Hub, pull into an empty cache, then
+    evaluate ``zoo:rot-tiny`` offline with an empty store (so it resolves through the cache)."""
+    with LoopbackHub() as hub, hub.patch_client(cache_dir=tmp_path / "hf-cache"):
+        assert main(["zoo", "push", "rot-tiny", "--org", "hfssl-test"]) == 0
+        files = set(hub.files("hfssl-test/rot-tiny"))
+        assert {
+            "model.safetensors",
+            "pretext_model/model.safetensors",
+            "zoo_entry.json",
+            "README.md",
+        } <= files
+        assert any(f.startswith("eval_results/baselines/") for f in files)
+        commits = hub.commit_count("hfssl-test/rot-tiny")
+        assert main(["zoo", "push", "rot-tiny", "--org", "hfssl-test"]) == 0  # unchanged: no commit
+        assert hub.commit_count("hfssl-test/rot-tiny") == commits
+        assert main(["zoo", "pull", "rot-tiny", "--org", "hfssl-test"]) == 0
+        monkeypatch.setenv("HFSSL_ZOO_STORE", str(tmp_path / "empty-store"))
+        monkeypatch.setenv("HFSSL_ZOO_ORG", "hfssl-test")
+        with offline():
+            results = tmp_path / "results"
+            argv = ["evaluate", "--checkpoint", "zoo:rot-tiny", "--protocol", "knn", "--seeds", "0"]
+            argv += ["--max-train-samples", "64", "--max-eval-samples", "64", "--results-dir", str(results)]
+            assert main([*argv, "--n-bootstrap", "20", "--cache-dir", str(tmp_path / "cache")]) == 0
+    (record,) = [json.loads(p.read_text()) for p in results.glob("*.json")]
+    assert record["checkpoint"]["spec"] == "zoo:rot-tiny"
+    pushed = json.loads((built / "model.safetensors").parent.joinpath("config.json").read_text())
+    assert record["checkpoint"]["backbone"] == pushed["backbone"]
+
+
+def test_failed_build_leaves_no_entry_and_the_rerun_resumes(zoo_env, monkeypatch, capsys):
+    import eval_suite.zoo as zoo
+
+    store = ZooStore(zoo_env["store"])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("evaluation crashed")
+
+    monkeypatch.setattr(zoo, "_evaluate", broken)
+    with pytest.raises(RuntimeError, match="evaluation crashed"):
+        main(["zoo", "build", "simclr-tiny"])
+    assert (
+        not store.is_built("simclr-tiny", "cpu") and not (zoo_env["store"] / "cpu" / "simclr-tiny").exists()
+    )
+    done = zoo_env["store"] / "cpu" / ".work" / "simclr-tiny" / "pretrain" / "pretrain_done.json"
+    assert done.is_file()
+    assert main(["zoo", "status", "simclr-tiny"]) == 0
+    assert "failed" in capsys.readouterr().out
+    monkeypatch.undo()
+    stamp = done.stat().st_mtime_ns
+    assert main(["zoo", "build", "simclr-tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "pretraining simclr-tiny" not in out and "simclr-tiny: built" in out  # pretraining reused
+    assert store.is_built("simclr-tiny", "cpu")
+    assert stamp  # the finished pretraining was not redone (no "pretraining" line above)
+
+
+@pytest.mark.slow
+def test_two_concurrent_builders_share_one_store(tmp_path):
+    """Two `hfssl zoo build --all` processes on one store: every entry built exactly once, no error."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "HFSSL_ZOO_MANIFEST": str(TINY),
+        "HFSSL_ZOO_STORE": str(tmp_path / "store"),
+    }
+    cmd = [sys.executable, "-m", "hfssl", "zoo", "build", "rot-tiny", "simclr-tiny"]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    store = ZooStore(tmp_path / "store")
+    assert all(store.is_built(n, "cpu") for n in ("rot-tiny", "simclr-tiny"))
+    built_lines = [ln for o, _ in outs for ln in o.splitlines() if ": built" in ln]
+    assert sorted(ln.split(":")[0].strip() for ln in built_lines) == ["rot-tiny", "simclr-tiny"]
+    assert not list((tmp_path / "store" / "cpu").glob(".tmp-*"))
+
+
+def test_manifest_of_the_tests_is_valid():
+    assert load_manifest(TINY).names() == ["rot-tiny", "simclr-tiny", "distill-tiny"]
