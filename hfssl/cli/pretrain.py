@@ -30,6 +30,8 @@ EXAMPLES = (
     "accelerate launch --multi_gpu --num_processes 4 -m hfssl.pretrain --config scripts/recipes/byol_breastmnist.yaml "
     "--output-dir runs/byol --sync-batchnorm",
     "hfssl pretrain --config scripts/recipes/simclr_breastmnist.yaml --output-dir runs/simclr --resume-from latest",
+    "hfssl pretrain --config scripts/recipes/simclr_breastmnist.yaml --dataset imagefolder:scans/ --output-dir "
+    "runs/simclr-more --init-from runs/simclr",
     "hfssl pretrain --method rot:0.5+simclr --dataset breastmnist --output-dir runs/multi --method-kwargs "
     "'{\"simclr.temperature\": 0.2}'",
 )

@@ -5,8 +5,9 @@ tags with the method family, datasets, ``model-index`` built from
 :class:`huggingface_hub.EvalResult` s); the body is the Jinja template ``backbone.md.j2`` and its
 partials (details, how to load it, results, limitations, citation). Facts come from the
 checkpoint's ``config.json`` provenance (``pretext_methods``, ``pretrain_dataset``,
-``pretrain_image_size``, ``pretrain_epochs``, ``pretrain_seed``, ``hfssl_version``) and, when the
-checkpoint is a pretraining run's ``backbone/`` folder, from ``../training_args.json``.
+``pretrain_image_size``, ``pretrain_epochs``, ``pretrain_seed``, ``pretrain_init_from``,
+``hfssl_version``) and, when the checkpoint is a pretraining run's ``backbone/`` folder, from
+``../training_args.json``.
 
 Templates are rendered with ``StrictUndefined``: a template that uses a field hfssl does not
 provide is a :class:`~hfssl.errors.ConfigError`, never a silently blank card. Every card is
@@ -429,6 +430,7 @@ def _template_context(
         "pretrain_image_size": cfg.get("pretrain_image_size"),
         "pretrain_epochs": cfg.get("pretrain_epochs"),
         "pretrain_seed": cfg.get("pretrain_seed"),
+        "init_from": _init_from_text(cfg.get("pretrain_init_from") or args.get("init_source")),
         "hfssl_version": hfssl_version,
         "hardware": hardware,
         "precision": precision_text,
@@ -443,6 +445,26 @@ def _template_context(
             else [r.dataset_type for r in eval_results]
         ),
     }
+
+
+def _init_from_text(record: Any) -> str | None:
+    """The card's "Initialised from" cell for a ``pretrain_init_from`` record (``None``: random init)."""
+    if not isinstance(record, Mapping) or not record.get("spec"):
+        return None
+
+    def cell(value: Any) -> str:  # one table cell: no line breaks, pipes or backticks from the record
+        return " ".join(str(value).split()).replace("|", "/").replace("`", "'")
+
+    kind = "pretext model" if record.get("kind") == "pretext_model" else "backbone"
+    facts = [kind]
+    if record.get("pretext_methods"):
+        facts.append(" + ".join(cell(m) for m in record["pretext_methods"]))
+    if record.get("pretrain_dataset"):
+        facts.append(f"pretrained on {cell(record['pretrain_dataset'])}")
+    text = f"`{cell(record['spec'])}` ({', '.join(facts)})"
+    if record.get("sha256"):
+        text += f", weights sha256 `{cell(record['sha256'])}`"
+    return text
 
 
 def _hyperparameters(args: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -15,8 +15,8 @@ Four groups of fields:
   ``decoder_channels``, ``decoder_skip_connections``, plus transformers' ``num_labels``,
   ``id2label`` and ``problem_type``);
 * **provenance**, filled by pretraining (``pretext_methods``, ``pretrain_dataset``,
-  ``pretrain_image_size``, ``pretrain_epochs``, ``pretrain_seed``, ``hfssl_version``) and the
-  preprocessing the weights expect (``image_mean``, ``image_std``).
+  ``pretrain_image_size``, ``pretrain_epochs``, ``pretrain_seed``, ``pretrain_init_from``,
+  ``hfssl_version``) and the preprocessing the weights expect (``image_mean``, ``image_std``).
 """
 
 # No ``from __future__ import annotations`` here: huggingface_hub's @strict validates field
@@ -102,6 +102,9 @@ class HfsslConfig(PreTrainedConfig):
         pretrain_image_size (`int`, *optional*): image size used for pretraining.
         pretrain_epochs (`int`, *optional*): pretraining epochs.
         pretrain_seed (`int`, *optional*): pretraining seed.
+        pretrain_init_from (`dict`, *optional*): the checkpoint pretraining started from
+            (``--init-from``): ``spec``, ``kind`` (``backbone`` / ``pretext_model``), ``sha256`` of its
+            weights, its ``pretext_methods`` and ``pretrain_dataset``; ``None``: random init.
         hfssl_version (`str`, *optional*): hfssl version that created the config (filled in).
         image_mean / image_std (`list[float]`, *optional*): per-channel normalisation the weights
             expect; ``None`` means pixel values in [0, 1] are used as they are.
@@ -148,6 +151,7 @@ class HfsslConfig(PreTrainedConfig):
     pretrain_image_size: int | None = None
     pretrain_epochs: int | None = None
     pretrain_seed: int | None = None
+    pretrain_init_from: dict[str, Any] | None = None
     hfssl_version: str | None = None
     image_mean: list[float] | tuple[float, ...] | None = None
     image_std: list[float] | tuple[float, ...] | None = None

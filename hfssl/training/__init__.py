@@ -5,9 +5,10 @@ Public API: build the three argument classes and call :func:`pretrain_backbone` 
 (``hfssl pretrain``, ``python -m hfssl.pretrain``, ``accelerate launch -m hfssl.pretrain``) is
 :mod:`hfssl.cli.pretrain`. Modules: ``arguments`` (the argument classes), ``runtime`` (precision,
 memory format, trackers, hardware: the one resolver), ``build`` (data, schedule, model, optimiser,
-monitor), ``trainer`` (the loop), ``outputs`` (what a run writes), ``callbacks``, ``checkpointing``,
-``monitor``, ``optim``. Names are resolved lazily so that importing this package does not import
-torch, transformers or accelerate.
+monitor), ``init_from`` (``--init-from``: continued pretraining from a backbone or pretext model,
+and the spec-resolver hook), ``trainer`` (the loop), ``outputs`` (what a run writes), ``callbacks``,
+``checkpointing``, ``monitor``, ``optim``. Names are resolved lazily so that importing this package
+does not import torch, transformers or accelerate.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ _LAZY: dict[str, str] = {
     "create_optimizer": "hfssl.training.optim",
     "create_scheduler": "hfssl.training.optim",
     "parameter_groups": "hfssl.training.optim",
+    "InitFromError": "hfssl.training.init_from",
+    "InitSource": "hfssl.training.init_from",
+    "apply_init": "hfssl.training.init_from",
+    "register_spec_resolver": "hfssl.training.init_from",
+    "resolve_init_source": "hfssl.training.init_from",
     "RuntimePlan": "hfssl.training.runtime",
     "resolve_runtime": "hfssl.training.runtime",
 }

@@ -66,10 +66,22 @@ class ModelArguments:
         default=None,
         metadata={"help": "ResNet 3x3 stride-1 stem without max-pool (default: on for ResNets at <= 64 px)"},
     )
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "continue pretraining from a checkpoint: a backbone folder (weights into the backbone, "
+            "fresh heads), a pretext_model folder of the same method (everything, heads included), a "
+            "pretraining output dir (its pretext_model/ first), a Hub repo ORG/NAME[@REV] holding those, "
+            "or zoo:NAME; must match --backbone and the data's dims and channels; ignored with "
+            "--resume-from (the resumed checkpoint already holds the initialisation)"
+        },
+    )
 
     def __post_init__(self) -> None:
         self.method_kwargs = _json_mapping(self.method_kwargs, "method_kwargs")
         self.backbone_kwargs = _json_mapping(self.backbone_kwargs, "backbone_kwargs")
+        if self.init_from is not None:
+            self.init_from = str(self.init_from).strip() or None
 
 
 @dataclass
@@ -121,7 +133,11 @@ class PretrainingArguments:
         },
     )
     resume_from: str | None = field(
-        default=None, metadata={"help": "'latest' (this output dir) or a checkpoint-<step> folder"}
+        default=None,
+        metadata={
+            "help": "'latest' (this output dir) or a checkpoint-<step> folder; wins over --init-from (a "
+            "resumed run already contains its initialisation)"
+        },
     )
     num_train_epochs: int = field(default=100, metadata={"help": "epochs over the unlabelled data"})
     max_steps: int = field(default=-1, metadata={"help": "optimiser steps; > 0 overrides --num-train-epochs"})

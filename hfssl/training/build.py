@@ -1,4 +1,5 @@
-"""What a pretraining run is built from: its data, schedule, pretext model, optimiser and kNN monitor.
+"""What a pretraining run is built from: its data, schedule, pretext model (and its ``--init-from``
+checkpoint), optimiser and kNN monitor.
 
 Each function checks the user's input and raises a one-line :class:`~hfssl.errors.HfsslError`
 before the run writes anything.
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from hfssl.pretext.base import PretextModel
     from hfssl.training.arguments import DataArguments, ModelArguments, PretrainingArguments
+    from hfssl.training.init_from import InitSource
     from hfssl.training.monitor import OnlineKnnMonitor
 
 logger = get_logger(__name__)
@@ -129,6 +131,21 @@ def build_pretext_model(model_args: ModelArguments, desc: Any, total_steps: int)
             if key not in overrides and "momentum_total_steps" not in overrides:
                 overrides[key] = total_steps
     return create_pretext_model(m.method, backbone_config, **overrides)
+
+
+def check_init(source: InitSource, model_args: ModelArguments, desc: Any) -> None:
+    """``--init-from``: refuse a checkpoint of another method, backbone, dimensionality or channel count
+    before the model is built (the shapes are compared when it is loaded, by
+    :func:`~hfssl.training.init_from.apply_init`)."""
+    from hfssl.training.init_from import check_init_compatible
+
+    check_init_compatible(
+        source,
+        method=model_args.method,
+        backbone=model_args.backbone,
+        spatial_dims=int(desc.spatial_dims),
+        in_chans=int(desc.in_chans),
+    )
 
 
 def place_model(

@@ -1,9 +1,11 @@
 """What a pretraining run writes in its output folder, and the helpers that write it.
 
-``OUTPUT_DIR`` holds ``training_args.json``, ``metrics.jsonl`` (one JSON record per log or
+``OUTPUT_DIR`` holds ``training_args.json`` (with ``init_source``: spec, kind and weights hash of the
+``--init-from`` checkpoint, when there is one), ``metrics.jsonl`` (one JSON record per log or
 evaluation), ``checkpoints/`` (see :mod:`hfssl.training.checkpointing`), ``runs/`` (trackers),
-and at the end ``backbone/`` (an ``HfsslModel`` with provenance in its config) and
-``pretext_model/`` (the whole pretext model), each written to a temporary folder and renamed.
+and at the end ``backbone/`` (an ``HfsslModel`` with provenance in its config, ``init_source`` as
+``pretrain_init_from``) and ``pretext_model/`` (the whole pretext model), each written to a
+temporary folder and renamed.
 """
 
 from __future__ import annotations
@@ -179,6 +181,9 @@ def run_banner(trainer: Pretrainer, run: Any) -> str:
     resumed = (
         f"\n  resumed from {run.resume_path} at step {trainer.state.global_step}" if run.resume_path else ""
     )
+    init = getattr(run, "init", None)
+    if init is not None:
+        resumed += f"\n  initialised from {init.describe()}"
     return (
         "***** Running pretraining *****\n"
         f"  method = {m.method}, backbone = {m.backbone}, dataset = {d.dataset} "

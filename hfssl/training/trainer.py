@@ -3,7 +3,8 @@
 A Hugging Face style trainer around the pretext contract (:mod:`hfssl.pretext.base`): the model
 makes its own views from ``pixel_values`` in [0, 1] and returns a loss; the trainer feeds it,
 optimises it, monitors it, checkpoints it and exports its backbone. A run is
-setup (:mod:`hfssl.training.build`, nothing written until every input is checked) -> outputs
+setup (:mod:`hfssl.training.build`, and the ``--init-from`` checkpoint loaded by
+:mod:`hfssl.training.init_from`; nothing written until every input is checked) -> outputs
 and devices -> start or resume -> the loop -> export (:mod:`hfssl.training.outputs`).
 
 Accelerate does the distributed work: ``prepare`` (DDP, device placement, mixed precision,
@@ -66,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from hfssl.data.samplers import EpochShuffleSampler
     from hfssl.pretext.base import PretextModel
     from hfssl.training.arguments import DataArguments, ModelArguments, PretrainingArguments
+    from hfssl.training.init_from import InitSource
     from hfssl.training.monitor import OnlineKnnMonitor
 
 logger = get_logger(__name__)
@@ -96,6 +98,10 @@ class _Run:
     loader: Any = None
     unwrapped: PretextModel | None = None
     generator: torch.Generator | None = None
+    # --init-from: the checkpoint loaded at the start, and what the run record says of it (on a resumed
+    # run only the record, carried over from the session that loaded it)
+    init: InitSource | None = None
+    init_record: dict[str, Any] | None = None
 
     @property
     def channels_last(self) -> bool:
@@ -174,15 +180,24 @@ class Pretrainer:
     def _setup(self) -> _Run:
         """Everything that can fail on user input, before anything is written."""
         accelerator, args = self._acc, self.args
+        init = self._resolve_init()  # before the data: a missing checkpoint fails fast
         dsd, desc = build.load_data(self.data_args, accelerator)
         unlabelled = build.unlabelled_images(dsd, self.data_args)
         schedule = build.plan_schedule(len(unlabelled), args, accelerator.num_processes)
+        if init is not None:
+            build.check_init(init, self.model_args, desc)
         model = build.build_pretext_model(self.model_args, desc, schedule.total_steps)
+        if init is not None:
+            from hfssl.training.init_from import apply_init
+
+            apply_init(model, init)
         build.check_batch_size(model, args.per_device_train_batch_size)
         plan = self._runtime_plan(model, desc.spatial_dims)
         model = build.place_model(model, args, accelerator, plan.channels_last, desc.spatial_dims)
         optimizer, scheduler, warmup = build.build_optimization(model, args, schedule.total_steps)
         run = _Run(schedule, desc, unlabelled, model, optimizer, scheduler, warmup, plan, None)
+        run.init = init
+        run.init_record = init.provenance() if init is not None else None
         if args.resume_from:
             run.resume_path = self.checkpoints.resolve(args.resume_from)
             run.resumed = validate_checkpoint(run.resume_path, accelerator.num_processes)
@@ -200,10 +215,34 @@ class Pretrainer:
                 logger.warning(
                     "resuming a run trained with seed %d under seed %d", run.resumed.seed, args.seed
                 )
+            from hfssl.training.init_from import init_record_of
+
+            run.init_record = init_record_of(self.output_dir)  # what the first session started from
         run.monitor = build.make_knn_monitor(dsd, self.data_args, args, accelerator)
         if run.monitor is not None:
             run.monitor.channels_last = plan.channels_last
         return run
+
+    def _resolve_init(self) -> InitSource | None:
+        """The ``--init-from`` checkpoint (the main process downloads a Hub repo first), or None.
+
+        ``--resume-from`` wins: the resumed checkpoint already holds the initialisation (and its record).
+        """
+        spec = self.model_args.init_from
+        if not spec:
+            return None
+        if self.args.resume_from:
+            if self._acc.is_main_process:
+                logger.info(
+                    "--init-from %s is not used: --resume-from continues a run that already contains its "
+                    "initialisation",
+                    spec,
+                )
+            return None
+        from hfssl.training.init_from import resolve_init_source
+
+        with self._acc.main_process_first():
+            return resolve_init_source(spec)
 
     def _runtime_plan(self, model: torch.nn.Module, spatial_dims: int) -> RuntimePlan:
         backbone = getattr(model, "backbone", None)
@@ -235,6 +274,8 @@ class Pretrainer:
                 "unlabelled_images": len(run.unlabelled),
                 "hardware": hardware_description(accelerator.device, s.num_processes),
             }
+            if run.init_record is not None:
+                extra["init_source"] = run.init_record
             write_json_atomic(
                 self.output_dir / outputs.ARGS_FILE, outputs.training_args_record(self._arguments(), extra)
             )
@@ -476,6 +517,8 @@ class Pretrainer:
                 "pretrain_seed": int(self.args.seed),
                 "hfssl_version": outputs.hfssl_version(),
             }
+            if run.init_record is not None:
+                provenance["pretrain_init_from"] = run.init_record
             outputs.export_models(run.unwrapped, self.output_dir, self.args.export_backbone, provenance)
             outputs.record_train_runtime(self.output_dir, time.monotonic() - self._started)
         accelerator.wait_for_everyone()

@@ -433,6 +433,77 @@ ROWS = [
         weights_wrong_shape,
         hub=True,
     ),
+    # -- --init-from: missing, unreadable or not fitting the run (nothing is written)
+    Row(
+        "pretrain-init-from-missing",
+        (*PRE, "--dataset", "breastmnist", "--output-dir", "{tmp}/run", "--init-from", "{tmp}/nope"),
+        "init-from folder",
+    ),
+    Row(
+        "pretrain-init-from-not-cached",
+        (*PRE, "--dataset", "breastmnist", "--output-dir", "{tmp}/run", "--init-from", "org/not-cached"),
+        "init-from org/not-cached: offline mode is on",
+    ),
+    Row(
+        "pretrain-init-from-truncated-weights",
+        (*PRE, "--dataset", "breastmnist", "--output-dir", "{tmp}/run", "--init-from", "{tmp}/ck"),
+        "cannot read",
+        truncated_weights,
+    ),
+    Row(
+        "pretrain-init-from-corrupt-weights",
+        (*PRE, "--dataset", "breastmnist", "--output-dir", "{tmp}/run", "--init-from", "{tmp}/ck"),
+        "cannot read",
+        corrupt_weights,
+    ),
+    Row(
+        "pretrain-init-from-config-not-json",
+        (*PRE, "--dataset", "breastmnist", "--output-dir", "{tmp}/run", "--init-from", "{tmp}/ck"),
+        "is not valid JSON",
+        config_not_json,
+    ),
+    Row(
+        "pretrain-init-from-unknown-model-type",
+        (*PRE, "--dataset", "breastmnist", "--output-dir", "{tmp}/run", "--init-from", "{tmp}/ck"),
+        "not an hfssl backbone or pretext model",
+        config_unknown_model_type,
+    ),
+    Row(
+        "pretrain-init-from-other-backbone",
+        (
+            *PRE,
+            "--dataset",
+            "breastmnist",
+            "--output-dir",
+            "{tmp}/run",
+            "--backbone",
+            "resnet10t",
+            "--init-from",
+            "{ck}",
+        ),
+        "has a test_resnet backbone, this run's is resnet10t",
+    ),
+    Row(
+        "pretrain-init-from-other-channels",
+        (*PRE, "--dataset", "breastmnist", "--output-dir", "{tmp}/run", "--init-from", "{tmp}/ck"),
+        "takes 3 input channel(s), this run's data has 1",
+        weights_wrong_shape,
+    ),
+    Row(
+        "pretrain-init-from-into-3d",
+        (
+            *PRE,
+            "--dataset",
+            "adrenalmnist3d",
+            "--backbone",
+            "unet3d_encoder",
+            "--output-dir",
+            "{tmp}/run",
+            "--init-from",
+            "{ck}",
+        ),
+        "is a 2D test_resnet model, this run's data is 3D",
+    ),
     # -- .npz: missing key, labels out of range, wrong dtype / shape, NaN / Inf pixels, not a zip
     Row(
         "data-npz-missing-key",
