@@ -11,6 +11,20 @@ from __future__ import annotations
 from hfssl.zoo.manifest import BUDGETS, ZooEntry, ZooManifest, load_manifest, recipes_dir
 from hfssl.zoo.store import ZooStore, parse_zoo_spec, resolve_zoo_spec
 
+
+def _init_from_folder(rest: str) -> str:
+    """``--init-from zoo:NAME``: the entry folder (its ``pretext_model/`` holds the heads)."""
+    return str(resolve_zoo_spec(f"zoo:{rest}"))
+
+
+def _register() -> None:
+    from hfssl.training.init_from import register_spec_resolver
+
+    register_spec_resolver("zoo", _init_from_folder)
+
+
+_register()
+
 __all__ = [
     "BUDGETS",
     "ZooEntry",

@@ -172,3 +172,31 @@ def test_two_concurrent_builders_share_one_store(tmp_path):
 
 def test_manifest_of_the_tests_is_valid():
     assert load_manifest(TINY).names() == ["rot-tiny", "simclr-tiny", "distill-tiny"]
+
+
+def test_init_from_a_zoo_entry_loads_its_pretext_model(built, tmp_path):
+    """`hfssl pretrain --init-from zoo:rot-tiny` continues ROT with the entry's heads."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "continued"
+    argv = ["pretrain", "--method", "rot", "--backbone", "test_resnet", "--dataset", "breastmnist"]
+    argv += ["--max-steps", "1", "--per-device-train-batch-size", "8", "--output-dir", str(out)]
+    argv += [
+        "--report-to",
+        "none",
+        "--save-strategy",
+        "no",
+        "--eval-strategy",
+        "no",
+        "--init-from",
+        "zoo:rot-tiny",
+    ]
+    assert main(argv) == 0
+    record = json.loads((out / "training_args.json").read_text())
+    assert (
+        record["init_source"]["kind"] == "pretext_model" and record["init_source"]["spec"] == "zoo:rot-tiny"
+    )
+    assert json.loads((out / "backbone" / "config.json").read_text())["pretrain_init_from"]
+    assert set(load_file(out / "pretext_model" / "model.safetensors")) == set(
+        load_file(built / "pretext_model" / "model.safetensors")
+    )
