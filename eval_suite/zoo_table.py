@@ -231,7 +231,17 @@ def write_model_zoo(
     lines += _reading(built, budget)
     for zoo in sorted({e.zoo for e, _, _ in built}):
         group = [(e, ld, rows) for e, ld, rows in built if e.zoo == zoo]
-        lines += [f"## {zoo.upper()} zoo: {group[0][0].dataset} {group[0][0].image_size} px", ""]
+        pre_s = sum(float((ld["info"].get("pretraining") or {}).get("wall_seconds") or 0) for _, ld, _ in group)
+        eval_s = sum(float(ld["info"].get("evaluation_seconds") or 0) for _, ld, _ in group)
+        hardware = sorted({str((ld["info"].get("pretraining") or {}).get("hardware")) for _, ld, _ in group})
+        lines += [
+            f"## {zoo.upper()} zoo: {group[0][0].dataset} {group[0][0].image_size} px",
+            "",
+            f"Build time of these {len(group)} entries: {(pre_s + eval_s) / 60:.0f} min (pretraining "
+            f"{pre_s / 60:.0f} min, evaluation {eval_s / 60:.0f} min, the shared baselines included in the first "
+            f"entry's evaluation) on {'; '.join(hardware)}.",
+            "",
+        ]
         header = [
             "entry", "family", "linear bal. acc", "Δ linear", "linear AUC", "kNN bal. acc", "Δ kNN",
             "finetune bal. acc", "Δ finetune", "finetune AUC", "pretrain min",
