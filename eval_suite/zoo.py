@@ -216,7 +216,10 @@ def _pretrain(
     )
     if data_dir is not None:
         overrides["data_dir"] = data_dir
-    resumed = (out / "latest").is_file()
+    from hfssl.training import CheckpointManager
+
+    # the trainer's own checkpoint lookup (OUTPUT_DIR/checkpoints/latest, else the newest complete one)
+    resumed = CheckpointManager(out).latest() is not None
     if resumed:
         overrides["resume_from"] = "latest"
     elif out.exists():
@@ -277,21 +280,14 @@ def _evaluate(
 def relabel_records(records: Sequence[dict[str, Any]], spec: str, name: str) -> list[dict[str, Any]]:
     """Copies of ``records`` with checkpoint spec ``spec`` and display name ``name`` and the
     record ids recomputed (the id covers the spec), valid under the record schema."""
-    from eval_suite.results import compute_record_id, identity_of, validate_record
+    from eval_suite.results import record_key, validate_record
 
     out = []
     for rec in records:
         new = copy.deepcopy(rec)
         new["checkpoint"] = {**new["checkpoint"], "spec": spec, "name": name}
-        new["record_id"] = compute_record_id(
-            identity_of(
-                checkpoint=new["checkpoint"],
-                dataset=new["dataset"],
-                protocol=new["protocol"],
-                regime=new["regime"],
-                policy=new["policy"],
-                seed=new["seed"],
-            )
+        new["record_id"] = record_key(
+            **{k: new[k] for k in ("checkpoint", "dataset", "protocol", "regime", "policy", "seed")}
         )
         problems = validate_record(new)
         if problems:  # pragma: no cover - a schema change that relabelling does not follow

@@ -200,3 +200,28 @@ def test_init_from_a_zoo_entry_loads_its_pretext_model(built, tmp_path):
     assert set(load_file(out / "pretext_model" / "model.safetensors")) == set(
         load_file(built / "pretext_model" / "model.safetensors")
     )
+
+
+def test_a_killed_pretraining_resumes_from_its_checkpoint(zoo_env, monkeypatch, tmp_path):
+    """A pretraining killed after a checkpoint continues from it (resume_from="latest")."""
+    import eval_suite.zoo as zoo
+    from hfssl.training import CheckpointManager
+
+    entry = load_manifest(TINY).get("rot-tiny")
+    out = tmp_path / "pretrain"
+    seen: dict[str, object] = {}
+    import hfssl.training as training  # _pretrain imports arguments_from_recipe from here on each call
+
+    original = training.arguments_from_recipe
+
+    def spy(recipe, overrides):
+        seen.update(overrides)
+        return original(recipe, overrides)
+
+    monkeypatch.setattr(training, "arguments_from_recipe", spy)
+    zoo._pretrain(entry, "cpu", out, None, "cpu", lambda _: None)
+    assert CheckpointManager(out).latest() is not None and "resume_from" not in seen
+    (out / zoo.PRETRAIN_DONE).unlink()  # as if killed after the checkpoint, before finishing
+    seen.clear()
+    zoo._pretrain(entry, "cpu", out, None, "cpu", lambda _: None)
+    assert seen.get("resume_from") == "latest"
