@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HFSSL_DISABLE_PROGRESS_BARS", "1")
+# The zoo store is per test session: entries built on this machine (~/.cache/hfssl/zoo) must not
+# turn a "not built here" test into a passing load.
+os.environ["HFSSL_ZOO_STORE"] = tempfile.mkdtemp(prefix="hfssl-test-zoo-")
 if "HFSSL_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
     os.environ["HFSSL_DATA_DIR"] = str(SHARED_DATA)
 
