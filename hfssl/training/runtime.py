@@ -12,7 +12,7 @@ device                   precision              2D CNN              3D CNN      
 =======================  =====================  ==================  ==================  ============
 CUDA with bf16           bf16 autocast          channels-last       channels-last-3d    contiguous
 CUDA without bf16        fp16 autocast          channels-last       channels-last-3d    contiguous
-CPU, bf16 faster [3]     bf16 autocast [1]      see [2]             channels-last-3d    contiguous
+CPU, bf16 faster [3]     bf16 autocast [1][4]   see [2]             channels-last-3d    contiguous
 CPU, bf16 not faster     fp32                   contiguous (NCHW)   channels-last-3d    contiguous
 MPS, XPU, other          fp32                   contiguous          contiguous          contiguous
 =======================  =====================  ==================  ==================  ============
@@ -32,6 +32,10 @@ MPS, XPU, other          fp32                   contiguous          contiguous  
     roofs; ``benchmarks/results/pretrain_throughput.jsonl`` records them), so fp32 stays the
     default there. Unknown vendors keep fp32.
 
+[4] :func:`cpu_bf16_conv3d_grad_error` checks a bf16 conv3d weight gradient against fp32 once per
+    process; where it is wrong (seen on an AMD EPYC with PyTorch 2.14.1), 3D CNN pretraining and
+    finetuning run fp32 (feature extraction needs no weight gradient and keeps bf16).
+
 ``auto`` also follows a launcher's ``fp16``/``bf16`` (``accelerate launch --mixed_precision``)
 for pretraining. The capability probe is :func:`probe_device`; tests fake it to check each row.
 """
@@ -39,6 +43,8 @@ for pretraining. The capability probe is :func:`probe_device`; tests fake it to 
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,6 +70,7 @@ __all__ = [
     "DeviceCaps",
     "RuntimePlan",
     "backbone_is_cnn",
+    "cpu_bf16_conv3d_grad_error",
     "cpu_bf16_unit",
     "cpu_vendor",
     "hardware_description",
@@ -130,12 +137,50 @@ CPU_BF16_FASTER: dict[tuple[str, str], bool] = {
 @dataclass(frozen=True)
 class DeviceCaps:
     """What the resolver needs to know about a device: its type, whether it runs bf16 natively,
-    and whether bf16 is faster than fp32 there (always so on CUDA; :data:`CPU_BF16_FASTER` on CPU)."""
+    whether bf16 is faster than fp32 there (always so on CUDA; :data:`CPU_BF16_FASTER` on CPU), and
+    whether bf16 3D-convolution weight gradients are right there (:func:`cpu_bf16_conv3d_grad_error`)."""
 
     device_type: str
     bf16: bool
     bf16_faster: bool = True
     detail: str = ""
+    bf16_conv3d_grad_ok: bool = True
+
+
+#: Largest relative error of a bf16 weight gradient that still counts as right (bf16 keeps 8 bits of
+#: mantissa: a correct kernel stays below 1e-2; the broken one is off by orders of magnitude).
+BF16_GRAD_TOLERANCE = 0.05
+
+#: (batch, in channels, out channels) of the probe's convolutions; the broken kernel is picked by
+#: shape (seen: 2x8->16 and 4x16->32 wrong, 2x4->8 right), so the probe tries the shapes seen wrong.
+_CONV3D_PROBE_SHAPES = ((2, 8, 16), (4, 16, 32))
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_conv3d_grad_error() -> float:
+    """Worst relative error of a CPU bf16-autocast ``conv3d`` weight gradient against fp32.
+
+    Why: on an AMD EPYC with AVX512-BF16 (PyTorch 2.14.1, oneDNN), a 3x3x3 convolution over a 2x2x2
+    feature map returns weight gradients off by up to 1e36 (inf at times) in bf16, while its forward
+    pass and input gradient are right, and 2D convolutions are right. A 3D CNN reaches 2x2x2 maps in
+    its deep stages (e.g. RPL's 9^3 tiles through a 4-level U-Net encoder), so bf16 pretraining went
+    nan within 10-65 steps there. The probe takes a few milliseconds and runs once per process.
+    """
+    gen = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for batch, cin, cout in _CONV3D_PROBE_SHAPES:
+        weight = torch.randn(cout, cin, 3, 3, 3, generator=gen)
+        x = torch.randn(batch, cin, 2, 2, 2, generator=gen)
+        grad_out = torch.randn(batch, cout, 2, 2, 2, generator=gen)
+        w32, w16 = weight.clone().requires_grad_(True), weight.clone().requires_grad_(True)
+        torch.nn.functional.conv3d(x, w32, padding=1).backward(grad_out)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = torch.nn.functional.conv3d(x, w16, padding=1)
+        y.backward(grad_out.to(y.dtype))
+        assert w32.grad is not None and w16.grad is not None
+        err = float((w16.grad - w32.grad).abs().max() / w32.grad.abs().max().clamp_min(1e-12))
+        worst = max(worst, err if math.isfinite(err) else math.inf)
+    return worst
 
 
 def cpu_vendor() -> str:
@@ -176,7 +221,9 @@ def probe_device(device: str | torch.device) -> DeviceCaps:
             return DeviceCaps("cpu", False, False)
         vendor = cpu_vendor()
         faster = CPU_BF16_FASTER.get((unit, "*"), CPU_BF16_FASTER.get((unit, vendor), False))
-        return DeviceCaps("cpu", True, faster, f"{unit} on {vendor or 'an unknown vendor'}")
+        # only where bf16 would be the default does its correctness matter (and cost the probe)
+        grad_ok = cpu_bf16_conv3d_grad_error() <= BF16_GRAD_TOLERANCE if faster else True
+        return DeviceCaps("cpu", True, faster, f"{unit} on {vendor or 'an unknown vendor'}", grad_ok)
     return DeviceCaps(device_type, False, False)
 
 
@@ -295,6 +342,20 @@ def resolve_runtime(
         elif caps.device_type == "cuda":
             precision = "bf16" if caps.bf16 else "fp16"
             why.append(f"CUDA {'with' if caps.bf16 else 'without'} bf16")
+        elif (
+            caps.device_type == "cpu"
+            and caps.bf16
+            and caps.bf16_faster
+            and CPU_BF16_DEFAULT[purpose]
+            and kind == "cnn3d"
+            and purpose != "extract"
+            and not caps.bf16_conv3d_grad_ok
+        ):
+            precision = "no"
+            why.append(
+                f"CPU with fast native bf16{_detail(caps)}, but its bf16 conv3d weight gradients are wrong "
+                "(cpu_bf16_conv3d_grad_error): fp32"
+            )
         elif caps.device_type == "cpu" and caps.bf16 and caps.bf16_faster and CPU_BF16_DEFAULT[purpose]:
             precision = "bf16"
             why.append(f"CPU with fast native bf16{_detail(caps)}, bf16 default for {purpose}")

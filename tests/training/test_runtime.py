@@ -195,3 +195,53 @@ def test_an_unknown_precision_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="fp8"):
         resolve_runtime("cpu", "resnet18", mixed_precision="fp8", caps=CPU)
+
+
+CPU_BF16_BAD_CONV3D = DeviceCaps("cpu", True, True, "avx512_bf16 on AuthenticAMD", bf16_conv3d_grad_ok=False)
+
+
+@pytest.mark.parametrize(
+    "kind, spatial_dims, purpose, precision",
+    [
+        ("unet3d_encoder", 3, "train", "no"),  # weight gradients needed: fp32
+        ("unet3d_encoder", 3, "finetune", "no"),
+        ("unet3d_encoder", 3, "extract", "bf16"),  # forward and input gradients are right
+        ("resnet18", 2, "train", "bf16"),  # 2D convolutions are right
+        ("vit_tiny_patch16_224", 2, "train", "bf16"),
+    ],
+)
+def test_wrong_bf16_conv3d_gradients_keep_3d_cnn_training_in_fp32(
+    bf16_switch, kind, spatial_dims, purpose, precision
+) -> None:
+    plan = resolve_runtime("cpu", kind, spatial_dims, purpose=purpose, caps=CPU_BF16_BAD_CONV3D)
+    assert plan.mixed_precision == precision, plan.reason
+    if precision == "no":
+        assert "conv3d weight gradients are wrong" in plan.reason
+        assert plan.memory_format == "channels_last_3d"
+    # flags still win
+    forced = resolve_runtime(
+        "cpu", kind, spatial_dims, purpose=purpose, caps=CPU_BF16_BAD_CONV3D, mixed_precision="bf16"
+    )
+    assert forced.mixed_precision == "bf16"
+
+
+def test_the_conv3d_probe_predicts_a_real_bf16_training_step() -> None:
+    """On whatever CPU runs this: where the probe says bf16 conv3d weight gradients are right, a
+    deep-stage-sized step (16 x 64 -> 128 channels on a 2x2x2 map) has right ones; where it says
+    wrong, that step's are wrong too (seen: off by 1e36 on an AMD EPYC, PyTorch 2.14.1)."""
+    runtime.cpu_bf16_conv3d_grad_error.cache_clear()
+    probe_ok = runtime.cpu_bf16_conv3d_grad_error() <= runtime.BF16_GRAD_TOLERANCE
+    gen = torch.Generator().manual_seed(1)
+    worst = 0.0
+    for _ in range(3):
+        weight = torch.randn(128, 64, 3, 3, 3, generator=gen)
+        x = torch.randn(16, 64, 2, 2, 2, generator=gen)
+        grad_out = torch.randn(16, 128, 2, 2, 2, generator=gen)
+        w32, w16 = weight.clone().requires_grad_(True), weight.clone().requires_grad_(True)
+        torch.nn.functional.conv3d(x, w32, padding=1).backward(grad_out)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = torch.nn.functional.conv3d(x, w16, padding=1)
+        y.backward(grad_out.to(y.dtype))
+        err = float((w16.grad - w32.grad).abs().max() / w32.grad.abs().max())
+        worst = max(worst, err if err == err else float("inf"))
+    assert (worst <= runtime.BF16_GRAD_TOLERANCE) == probe_ok, worst
