@@ -144,10 +144,14 @@ class Pretrainer:
         """Run (or resume) the pretraining and export the backbone; returns what was written."""
         args = self.args
         outputs.check_output_dir(self.output_dir, bool(args.overwrite_output_dir or args.resume_from))
-        # the precision does not depend on the data's dimensions (resolve_runtime's table), so it
-        # is resolved before the data is loaded; _setup resolves the memory format with them
+        # Accelerate needs the precision before the data is loaded; a 3D backbone is known by its
+        # name (3D CNN training may need fp32: resolve_runtime's note [4]); _setup resolves the
+        # memory format with the built model
+        from hfssl.models import BACKBONES_3D
+
+        spatial_dims = 3 if self.model_args.backbone in BACKBONES_3D else 2
         precision = resolve_runtime(
-            runtime_device_type(args), self.model_args.backbone, mixed_precision=args.mixed_precision
+            runtime_device_type(args), self.model_args.backbone, spatial_dims, mixed_precision=args.mixed_precision
         ).mixed_precision
         accelerator = self.accelerator = make_accelerator(
             args, self.output_dir, self.output_dir / outputs.RUNS_DIR, mixed_precision=precision

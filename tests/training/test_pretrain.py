@@ -359,7 +359,17 @@ def test_resolve_channels_last(value, device, cnn, dims, expected) -> None:
     assert resolve_channels_last(value, device, cnn, dims) is expected
 
 
-def test_3d_pretraining_runs_channels_last_3d(tmp_path: Path, data_dir: Path) -> None:
+@pytest.mark.parametrize("conv3d_grads_ok", [True, False])
+def test_3d_pretraining_runs_channels_last_3d(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, conv3d_grads_ok: bool
+) -> None:
+    """On a CPU where bf16 is the fast default, a 3D CNN pretrains in bf16 unless that CPU's bf16
+    conv3d weight gradients are wrong; then in fp32 (the trainer knows the dimensions from the
+    backbone's name before it creates the Accelerator)."""
+    from hfssl.training import runtime
+
+    caps = runtime.DeviceCaps("cpu", True, True, "faked", bf16_conv3d_grad_ok=conv3d_grads_ok)
+    monkeypatch.setattr(runtime, "probe_device", lambda device: caps)
     out = tmp_path / "run3d"
     args = fast_args(out, "--backbone-kwargs", '{"channels": [4, 8, 16, 32]}')
     args[args.index("test_resnet")] = "unet3d_encoder"
@@ -367,6 +377,7 @@ def test_3d_pretraining_runs_channels_last_3d(tmp_path: Path, data_dir: Path) ->
     assert run(args) == 0
     record = json.loads((out / "training_args.json").read_text())
     assert record["channels_last_resolved"] is True
+    assert record["mixed_precision"] == ("bf16" if conv3d_grads_ok else "no"), record["runtime_reason"]
     losses = [loss for _, loss in _losses(out)]
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
 
