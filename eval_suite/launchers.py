@@ -77,6 +77,10 @@ class JobsFailed(HfsslError):
 
     exit_code = 1
 
+    def __init__(self, problem: str, hint: str | None = None, failed: Mapping[str, str] | None = None):
+        super().__init__(problem, hint)
+        self.failed = dict(failed or {})  # task key -> error
+
 
 # ------------------------------------------------------------------------------------- tasks
 @dataclass
@@ -161,9 +165,13 @@ class LocalLauncher(Launcher):
 
     def run(self, tasks: Sequence[Task], state_dir: Path, *, title: str = "grid") -> None:
         done: set[str] = set()
+        n_eval, i = sum(t.kind == "eval" for t in tasks), 0
         for task in tasks:
             if task.key in done or task.is_done():
                 continue
+            if task.kind == "eval":
+                i += 1
+                print(f"[{i}/{n_eval}] {task.label}", flush=True)
             task.fn()
             done.add(task.key)
 
@@ -545,6 +553,7 @@ class SubmititLauncher(Launcher):
                 f"{len(failed)} of {n_total} jobs of {title} failed: {names}",
                 f"see 'hfssl study status {state_dir}' (or 'hfssl zoo status') for their last log lines, "
                 "fix the cause, and run the same command again (only the missing jobs are submitted)",
+                failed=failed,
             )
 
 

@@ -485,10 +485,12 @@ def grid_tasks(
     device: str,
     run_id: str,
     needs: dict[str, tuple[str, ...]] | None = None,
+    label_prefix: str | None = None,
 ) -> list[Any]:
     """The launcher tasks of ``cells``: each distinct pretraining once, just before the first cell
     that needs it, then the cell's evaluation (which needs it). ``needs`` adds prerequisites per
-    cell id (the zoo: an entry's own pretraining)."""
+    cell id (the zoo: an entry's own pretraining); ``label_prefix`` names the cells in logs (default:
+    the output folder's name)."""
     from eval_suite.launchers import Task
 
     tasks: list[Task] = []
@@ -519,7 +521,7 @@ def grid_tasks(
             Task(
                 key=f"eval/{out}/{cell.marker_name()}",
                 kind="eval",
-                label=f"{out.name}:{cell.cell_id}",
+                label=f"{label_prefix or out.name}:{cell.cell_id}",
                 fn=functools.partial(
                     eval_task, cell, str(out), str(store.root), data_dir, cache_dir, device, run_id
                 ),
