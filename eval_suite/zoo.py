@@ -149,8 +149,10 @@ def build_entry(
     org: str | None = None,
     manifest: ZooManifest | None = None,
     log: Callable[[str], None] = print,
+    eval_seconds: float | None = None,
 ) -> BuildOutcome:
-    """Build (or resume, or skip) one entry; see the module docstring."""
+    """Build (or resume, or skip) one entry; see the module docstring. ``eval_seconds``: the
+    evaluation's wall time when jobs elsewhere did it (the card and MODEL_ZOO.md report it)."""
     store = store or ZooStore()
     manifest = manifest or load_manifest()
     if store.is_built(entry.name, budget):
@@ -174,7 +176,8 @@ def build_entry(
             t_eval = time.perf_counter()
             cells = entry_cells(entry, budget, checkpoint=str(pretrain_dir / "backbone"))
             records = _evaluate(entry, budget, store, cells, work, data_dir, device)
-            eval_seconds = time.perf_counter() - t_eval
+            if eval_seconds is None:
+                eval_seconds = time.perf_counter() - t_eval
             repo_id = entry.repo_id(org or manifest.default_org())
             _finish(entry, budget, store, pretrain_dir, records, pre, eval_seconds, repo_id, work)
         except BaseException as err:
@@ -495,6 +498,7 @@ def build_entries(
             except JobsFailed as err:
                 job_errors = err.failed
             by_key = {t.key: t for t in unique}
+            job_seconds = _eval_job_seconds(store.root / budget)
             held.close()  # release the entries' locks: build_entry takes them to finish
         for entry in round_:
             mine = [
@@ -525,6 +529,7 @@ def build_entries(
                     org=org,
                     manifest=manifest,
                     log=log,
+                    eval_seconds=job_seconds.get(entry.name),
                 )
             except Exception as err:  # noqa: BLE001 - one broken entry must not stop the others
                 failed[entry.name] = f"{type(err).__name__}: {err}"
@@ -533,3 +538,15 @@ def build_entries(
                 out.seconds = time.perf_counter() - t0
             outcomes.append(out)
     return outcomes, failed
+
+
+def _eval_job_seconds(state_dir: Path) -> dict[str, float]:
+    """Per entry, the summed wall time of its finished evaluation jobs (from the submitit ledger)."""
+    from eval_suite.launchers import Ledger, ledger_path
+
+    out: dict[str, float] = {}
+    for job in Ledger(ledger_path(state_dir)).latest().values():
+        if job.get("kind") == "eval" and job.get("state") == "done":
+            name = str(job.get("label", "")).split(":", 1)[0]
+            out[name] = out.get(name, 0.0) + float(job.get("seconds") or 0.0)
+    return out

@@ -42,7 +42,9 @@ def test_zoo_build_through_submitit_equals_the_local_build(tmp_path, monkeypatch
     capsys.readouterr()
     assert main(["zoo", "status", "rot-tiny", "--store", str(sub)]) == 0
     out = capsys.readouterr().out
-    assert "built" in out and "3 done" in out  # the entry's own jobs: pretraining + 3 evaluations
+    assert "built" in out and "4 done" in out  # the entry's own jobs: pretraining + 3 evaluations
+    info = json.loads((entry / "zoo_entry.json").read_text())
+    assert info["evaluation_seconds"] > 0 and info["pretraining"]["wall_seconds"] > 0
     # a second build submits nothing
     assert main([*argv, "--submitit-cluster", "local"]) == 0
     again = [json.loads(line) for line in (sub / "cpu" / "submitit" / "jobs.jsonl").read_text().splitlines()]
