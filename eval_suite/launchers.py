@@ -428,7 +428,7 @@ class SubmititLauncher(Launcher):
         return executor
 
     def _submit(self, state_dir: Path, tasks: Sequence[Task], ledger: Ledger) -> list[_Running]:
-        """Submit ``tasks`` (same kind) as one job array; record each in the ledger."""
+        """Submit ``tasks`` (same kind and resources) as one job array; record each in the ledger."""
         executor = self._executor(state_dir, tasks[0])
         try:
             with executor.batch():
@@ -536,9 +536,14 @@ class SubmititLauncher(Launcher):
                 room = limit - len(running)
                 if ready and room > 0:
                     batch = ready[:room]
-                    for kind in ("pretrain", "eval"):
-                        group = [t for t in batch if t.kind == kind]
-                        if group:
+                    for kind, multi in (
+                        ("pretrain", True),
+                        ("pretrain", False),
+                        ("eval", True),
+                        ("eval", False),
+                    ):
+                        group = [t for t in batch if t.kind == kind and t.multi_process == multi]
+                        if group:  # one job array per kind of resources
                             for r in self._submit(state_dir, group, ledger):
                                 running[r.task.key] = r
                                 print(f"  submitted {r.task.label} (job {r.job_id})", flush=True)

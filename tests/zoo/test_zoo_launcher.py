@@ -49,3 +49,44 @@ def test_zoo_build_through_submitit_equals_the_local_build(tmp_path, monkeypatch
     assert main([*argv, "--submitit-cluster", "local"]) == 0
     again = [json.loads(line) for line in (sub / "cpu" / "submitit" / "jobs.jsonl").read_text().splitlines()]
     assert len(again) == len(ledger)
+
+
+def test_zoo_status_lists_an_entrys_jobs_and_their_failures(tmp_path, monkeypatch, capsys):
+    from eval_suite.launchers import Ledger, ledger_path
+
+    monkeypatch.setenv("HFSSL_ZOO_MANIFEST", str(TINY))
+    store = tmp_path / "store"
+    (store / "cpu" / ".work" / "rot-tiny").mkdir(parents=True)
+    ledger = Ledger(ledger_path(store / "cpu"))
+    far = {"cluster": "slurm", "host": "login1"}  # no sacct here: a queued Slurm job cannot be confirmed
+    ledger.append(
+        {"key": "zoo-pretrain/cpu/rot-tiny", "label": "rot-tiny:pretrain", "kind": "pretrain"}
+        | far
+        | {"job_id": "11", "state": "submitted"}
+    )
+    ledger.append({"key": "zoo-pretrain/cpu/rot-tiny", "job_id": "11", "state": "done", "seconds": 5.0})
+    ledger.append(
+        {
+            "key": "eval/w/linear",
+            "label": "rot-tiny:linear",
+            "kind": "eval",
+            "job_id": "12",
+            "state": "failed",
+        }
+        | {
+            "error": "RuntimeError: CUDA error: out of memory",
+            "tail": ["Traceback", "RuntimeError: CUDA error: out of memory"],
+        }
+    )
+    ledger.append(
+        {"key": "eval/w/knn", "label": "rot-tiny:knn", "kind": "eval", "job_id": "13", "state": "submitted"}
+        | far
+    )
+    capsys.readouterr()
+    assert main(["zoo", "status", "rot-tiny", "simclr-tiny", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("rot-tiny "))
+    assert "partial" in row and "1 done, 1 failed, 1 lost" in row
+    assert "rot-tiny:linear (job 12): RuntimeError: CUDA error: out of memory" in out
+    assert "rot-tiny:knn (job 13): the job is gone" in out
+    assert next(line for line in out.splitlines() if line.startswith("simclr-tiny ")).split()[1] == "missing"
