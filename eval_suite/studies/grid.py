@@ -752,7 +752,12 @@ def format_status(rows: Sequence[CellStatus]) -> str:
     """The table ``hfssl study status`` prints: counts, one line per cell, failures' last lines."""
     counts = {s: sum(r.state == s for r in rows) for s in ("done", "running", "queued", "failed")}
     width = max([len(r.cell) for r in rows] + [4])
-    lines = [", ".join(f"{n} {s}" for s, n in counts.items()) + f" (of {len(rows)} cells)", ""]
+    total = sum(r.seconds or 0.0 for r in rows if r.state == "done")
+    lines = [
+        ", ".join(f"{n} {s}" for s, n in counts.items()) + f" (of {len(rows)} cells)",
+        f"cell time so far: {total / 60:.1f} min (the evaluations' wall times summed; pretrainings not included)",
+        "",
+    ]
     lines.append(f"{'cell':<{width}}  {'state':<8}  {'wall':>8}  {'job':>10}  note")
     for r in rows:
         wall = f"{r.seconds:.0f} s" if r.seconds is not None else ""

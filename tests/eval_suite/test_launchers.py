@@ -208,7 +208,8 @@ def test_killed_job_fails_alone_and_the_rerun_finishes_only_it(runs):
 def test_status_lists_cells_with_state_and_wall_time(runs, capsys):
     text = _status(runs["sub"], capsys)
     assert text.startswith("2 done, 0 running, 0 queued, 0 failed (of 2 cells)")
-    rows = {line.split()[0]: line for line in text.splitlines()[3:] if line.strip()}
+    assert re.search(r"cell time so far: \d+\.\d min", text.splitlines()[1])
+    rows = {line.split()[0]: line for line in text.splitlines()[4:] if line.strip()}
     assert set(rows) == {"breastmnist/scratch", KILLED}
     assert all(re.search(r"done\s+\d+ s", row) for row in rows.values())
     local = _status(runs["root"] / "local", capsys)
