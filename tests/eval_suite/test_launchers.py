@@ -373,3 +373,27 @@ def test_submitit_pretrains_through_jobs_too(runs, tmp_path):
     assert kinds == ["pretrain", "pretrain", "eval", "eval"]
     local = (runs["root"] / "local" / "REPORT.md").read_text()
     assert _without_timing((tmp_path / "s" / "REPORT.md").read_text()) == _without_timing(local)
+
+
+@pytest.mark.slow
+def test_two_process_pretraining_lands_in_the_store(tmp_path, monkeypatch, data_dir):
+    """What a pretraining job with --gpus-per-job 2 runs: accelerate launch with 2 processes (gloo on a
+    CPU-only machine), the spec's global batch split over them, the result renamed into the store."""
+    import socket
+
+    from eval_suite.studies.grid import CheckpointStore, PretrainSpec, pretrain_task
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HFSSL_MAIN_PROCESS_PORT", str(port))
+    monkeypatch.setenv("HFSSL_JOB_NODES", "1")
+    monkeypatch.setenv("HFSSL_JOB_GPUS", "2")
+    spec = PretrainSpec(method="rot", backbone="test_resnet", max_steps=2, batch_size=8)
+    pretrain_task(spec, str(tmp_path / "store"), str(tmp_path / "out"), str(data_dir), "auto")
+    store = CheckpointStore(tmp_path / "store")
+    assert store.has(spec) and not list((tmp_path / "store").glob(".tmp-*"))
+    args = json.loads((store.folder(spec) / "training_args.json").read_text())
+    assert args["per_device_train_batch_size"] == 4 and args["num_processes"] == 2
+    assert args["total_batch_size"] == spec.batch_size  # the spec's global batch: its store key holds
+    assert not list((tmp_path / "out" / "status").glob("*.json"))  # no task left "running"
