@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import os
 import shlex
@@ -430,11 +431,12 @@ class SubmititLauncher(Launcher):
     def _submit(self, state_dir: Path, tasks: Sequence[Task], ledger: Ledger) -> list[_Running]:
         """Submit ``tasks`` (same kind and resources) as one job array; record each in the ledger."""
         executor = self._executor(state_dir, tasks[0])
+        echoed = io.StringIO()  # submitit echoes a failed sbatch's stderr: keep it for the one-line error
         try:
-            with executor.batch():
+            with contextlib.redirect_stderr(echoed), executor.batch():
                 jobs = [executor.submit(_run_task, t.fn, self.options, t.multi_process) for t in tasks]
         except Exception as err:  # noqa: BLE001 - sbatch's refusal, shown as Slurm said it
-            text = str(err)
+            text = f"{echoed.getvalue()}\n{err}"
             raise ConfigError(
                 f"submitting {len(tasks)} job(s) failed: {_slurm_message(text)}",
                 "check the Slurm options (--slurm-partition, --slurm-extra) and 'sinfo'",

@@ -397,3 +397,34 @@ def test_two_process_pretraining_lands_in_the_store(tmp_path, monkeypatch, data_
     assert args["per_device_train_batch_size"] == 4 and args["num_processes"] == 2
     assert args["total_batch_size"] == spec.batch_size  # the spec's global batch: its store key holds
     assert not list((tmp_path / "out" / "status").glob("*.json"))  # no task left "running"
+
+
+def test_a_submission_slurm_refuses_is_one_line_with_slurms_message(tmp_path, monkeypatch, capsys):
+    """sbatch accepts the --test-only probe but refuses the real submission (e.g. a job limit): the
+    error names Slurm's reason; nothing is recorded as submitted."""
+    from eval_suite.studies import run_study
+    from eval_suite.studies.base import STUDY_PRESETS
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    refuse = "sbatch: error: QOSMaxSubmitJobPerUserLimit"
+    (bin_dir / "sbatch").write_text(
+        f'#!/bin/sh\ncase "$*" in *--test-only*) exit 0;; esac\necho "{refuse}" >&2\nexit 1\n'
+    )
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setitem(STUDY_PRESETS, "smoke", tiny_smoke())
+    launcher = make_launcher("submitit", ClusterOptions(cluster="slurm", partition="gpu"))
+    capsys.readouterr()
+    with pytest.raises(ConfigError, match=f"submitting 2 job\\(s\\) failed: {refuse}"):
+        run_study(
+            STUDY,
+            out_dir=tmp_path / "s",
+            datasets=["breastmnist"],
+            checkpoint_store=tmp_path / "st",
+            launcher=launcher,
+        )
+    assert refuse not in capsys.readouterr().err  # said once, in the error, not echoed as well
+    assert not [e for e in Ledger(ledger_path(tmp_path / "s")).events() if e.get("state") == "submitted"]
