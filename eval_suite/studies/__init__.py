@@ -5,7 +5,8 @@
 
 Studies: ``imbalance``, ``architecture``, ``transfer``, ``policies`` (one module each: grid
 ``build`` + claims ``assess``). Machinery: ``grid`` (checkpoint store, cells, resumable runner),
-``base`` (presets, comparisons, the verdict rule), ``report`` (REPORT.md), ``parity`` (baseline
+``base`` (presets, comparisons, the verdict rule), ``report`` (REPORT.md), who runs the cells
+(``eval_suite.launchers``: this process, or submitit jobs on Slurm), ``parity`` (baseline
 parity with MedMNIST v2), ``demo`` (``hfssl demo``). Heavy imports stay inside functions.
 """
 

@@ -3,8 +3,9 @@ Slurm) gives the same REPORT.md as ``--launcher local``; a killed job is the onl
 submitted twice; the multi-node sbatch script is checked as text.
 
 Time budget: the default tests here share one module fixture (one local run, one submitit run with a
-kill, one re-run) and take about 40 s on a loaded 2-core CPU; a submitit run that also pretrains
-through jobs is ``slow``.
+kill, one re-run: three evaluation jobs, each a fresh Python importing torch) and take 45-55 s on the
+loaded 2-core development CPU; a submitit run that also pretrains through jobs (about 70 s) and a
+two-process ``accelerate launch`` pretraining (about 30 s) are ``slow``.
 """
 
 from __future__ import annotations
