@@ -310,7 +310,7 @@ def read_grid_file(out: Path) -> dict[str, Any] | None:
     """``OUT/grid.json`` (version, cells) or None when the folder has none (new, or pre-launcher)."""
     try:
         data = json.loads((out / GRID_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no such folder (yet): ensure_dir reports a bad one
         return None
     except (OSError, ValueError) as err:
         raise ConfigError(f"{out / GRID_FILE} is unreadable ({err})", "use a new --out folder") from None
