@@ -16,12 +16,18 @@
   exist; after it, the work folder is removed.
 * Finished entries are skipped; an entry whose lock a live builder holds is skipped as ``busy``,
   so several ``hfssl zoo build --all`` processes share one store without doing work twice.
+* **On a cluster** (``--launcher submitit``, :func:`build_entries`) every entry's pretraining and
+  evaluation cells are jobs of their own, submitted together; the driver finishes each entry whose
+  jobs all succeeded exactly as above (same store, same atomic rename). The ledger and job logs are
+  under ``STORE/<budget>/submitit/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -143,8 +149,10 @@ def build_entry(
     org: str | None = None,
     manifest: ZooManifest | None = None,
     log: Callable[[str], None] = print,
+    eval_seconds: float | None = None,
 ) -> BuildOutcome:
-    """Build (or resume, or skip) one entry; see the module docstring."""
+    """Build (or resume, or skip) one entry; see the module docstring. ``eval_seconds``: the
+    evaluation's wall time when jobs elsewhere did it (the card and MODEL_ZOO.md report it)."""
     store = store or ZooStore()
     manifest = manifest or load_manifest()
     if store.is_built(entry.name, budget):
@@ -168,7 +176,8 @@ def build_entry(
             t_eval = time.perf_counter()
             cells = entry_cells(entry, budget, checkpoint=str(pretrain_dir / "backbone"))
             records = _evaluate(entry, budget, store, cells, work, data_dir, device)
-            eval_seconds = time.perf_counter() - t_eval
+            if eval_seconds is None:
+                eval_seconds = time.perf_counter() - t_eval
             repo_id = entry.repo_id(org or manifest.default_org())
             _finish(entry, budget, store, pretrain_dir, records, pre, eval_seconds, repo_id, work)
         except BaseException as err:
@@ -379,3 +388,165 @@ def export_records(store: ZooStore, name: str, budget: str, out: str | os.PathLi
         shutil.rmtree(dest)
     os.replace(tmp, dest)
     return dest
+
+
+# ----------------------------------------------------------------------------- cluster builds
+def pretrain_job(entry: ZooEntry, budget: str, out: str, data_dir: str | None, device: str) -> None:
+    """A zoo entry's pretraining as a job of its own (``hfssl zoo build --launcher submitit``)."""
+    _pretrain(entry, budget, Path(out), data_dir, device, lambda msg: print(msg, flush=True))
+
+
+def entry_tasks(
+    entry: ZooEntry, budget: str, store: ZooStore, data_dir: str | None, device: str, launcher: Any
+) -> list[Any]:
+    """The launcher tasks of one entry: its pretraining, then its evaluation cells (which need it)
+    and its architecture's baseline cells (shared by every entry of that architecture)."""
+    from eval_suite.launchers import Task
+    from eval_suite.studies.grid import CheckpointStore, grid_tasks, prepare_grid
+
+    work = store.work_dir(entry.name, budget)
+    pretrain_dir = work / "pretrain"
+    key = f"zoo-pretrain/{budget}/{entry.name}"
+    tasks = [
+        Task(
+            key=key,
+            kind="pretrain",
+            label=f"{entry.name}:pretrain",
+            fn=functools.partial(pretrain_job, entry, budget, str(pretrain_dir), data_dir, device),
+            is_done=(pretrain_dir / PRETRAIN_DONE).is_file,
+        )
+    ]
+    cells = entry_cells(entry, budget, checkpoint=str(pretrain_dir / "backbone"))
+    baselines = [c for c in cells if c.checkpoint is None]
+    own = [dataclasses.replace(c, baseline=None) for c in cells if c.checkpoint is not None]
+    base_dir = store.root / budget / ".baselines" / _arch_slug(entry, budget)
+    donors = CheckpointStore(store.root / budget / ".donors")
+    cache = str(store.root / budget / ".features")
+    for cells_, out, needs in ((baselines, base_dir, ()), (own, work / "eval", (key,))):
+        run_id, pending = prepare_grid(cells_, out, f"zoo {entry.name}", launcher)
+        tasks += grid_tasks(
+            pending,
+            out,
+            donors,
+            data_dir=data_dir,
+            cache_dir=cache,
+            device=device,
+            run_id=run_id,
+            needs={c.cell_id: needs for c in pending},
+            label_prefix=f"{entry.name}" if needs else f"baselines {_arch_slug(entry, budget)}",
+        )
+    return tasks
+
+
+def build_entries(
+    entries: Sequence[ZooEntry],
+    *,
+    launcher: Any,
+    budget: str = "cpu",
+    store: ZooStore | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+    records_dir: str | os.PathLike | None = None,
+    org: str | None = None,
+    manifest: ZooManifest | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[list[BuildOutcome], dict[str, str]]:
+    """Build ``entries`` with a cluster launcher: every entry's pretraining and evaluation cells are
+    jobs (:func:`entry_tasks`, submitted together so the cluster runs them in parallel); each entry
+    whose jobs all finished is then completed here by :func:`build_entry` (records relabelled,
+    card, one ``os.replace`` into the store). Entries that need another entry (``requires``) wait
+    for a later round. Returns the outcomes and ``{name: error}`` of the entries that failed; the
+    re-run of the same command submits only the missing jobs."""
+    from eval_suite.launchers import JobsFailed
+
+    store = store or ZooStore()
+    manifest = manifest or load_manifest()
+    outcomes: list[BuildOutcome] = []
+    failed: dict[str, str] = {}
+    todo = list(entries)
+    while todo:
+        ready = [e for e in todo if all(store.is_built(r, budget) for r in e.requires)]
+        if not ready:
+            for e in todo:
+                failed[e.name] = f"needs {', '.join(r for r in e.requires if not store.is_built(r, budget))}"
+            break
+        todo = [e for e in todo if e not in ready]
+        with contextlib.ExitStack() as held:
+            round_: list[ZooEntry] = []
+            tasks: list[Any] = []
+            for entry in ready:
+                if store.is_built(entry.name, budget):
+                    outcomes.append(
+                        build_entry(
+                            entry, budget=budget, store=store, records_dir=records_dir, manifest=manifest
+                        )
+                    )
+                    continue
+                check_buildable(entry, budget, store)
+                lock = contextlib.ExitStack()
+                if not lock.enter_context(store.lock(entry.name, budget)):
+                    outcomes.append(BuildOutcome(entry.name, "busy"))
+                    continue
+                held.enter_context(lock)
+                round_.append(entry)
+                tasks += entry_tasks(entry, budget, store, data_dir, device, launcher)
+            unique = list({t.key: t for t in tasks}.values())  # baselines are shared between entries
+            job_errors: dict[str, str] = {}
+            t0 = time.perf_counter()
+            try:
+                launcher.run(unique, store.root / budget, title=f"zoo build ({len(round_)} entries)")
+            except JobsFailed as err:
+                job_errors = err.failed
+            by_key = {t.key: t for t in unique}
+            job_seconds = _eval_job_seconds(store.root / budget)
+            held.close()  # release the entries' locks: build_entry takes them to finish
+        for entry in round_:
+            mine = [
+                by_key[k].label + ": " + msg
+                for k, msg in job_errors.items()
+                if by_key[k].label.startswith((f"{entry.name}:", "baselines "))
+            ]
+            mine = [m for m in mine if not m.startswith("baselines ") or _arch_slug(entry, budget) in m]
+            if mine:
+                failed[entry.name] = mine[0]
+                write_json_atomic(
+                    store.work_dir(entry.name, budget) / FAILED_FILE,
+                    {
+                        "error": mine[0],
+                        "traceback_tail": mine[1:6],
+                        "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    },
+                )
+                continue
+            try:
+                out = build_entry(
+                    entry,
+                    budget=budget,
+                    store=store,
+                    data_dir=data_dir,
+                    device=device,
+                    records_dir=records_dir,
+                    org=org,
+                    manifest=manifest,
+                    log=log,
+                    eval_seconds=job_seconds.get(entry.name),
+                )
+            except Exception as err:  # noqa: BLE001 - one broken entry must not stop the others
+                failed[entry.name] = f"{type(err).__name__}: {err}"
+                continue
+            if out.status == "built":
+                out.seconds = time.perf_counter() - t0
+            outcomes.append(out)
+    return outcomes, failed
+
+
+def _eval_job_seconds(state_dir: Path) -> dict[str, float]:
+    """Per entry, the summed wall time of its finished evaluation jobs (from the submitit ledger)."""
+    from eval_suite.launchers import Ledger, ledger_path
+
+    out: dict[str, float] = {}
+    for job in Ledger(ledger_path(state_dir)).latest().values():
+        if job.get("kind") == "eval" and job.get("state") == "done":
+            name = str(job.get("label", "")).split(":", 1)[0]
+            out[name] = out.get(name, 0.0) + float(job.get("seconds") or 0.0)
+    return out

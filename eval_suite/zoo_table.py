@@ -146,13 +146,42 @@ def list_table(entries: Sequence[ZooEntry], store: ZooStore, budget: str, *, org
     return _table(header, rows) + f"\n\nstore: {store.root / budget}   Hub: {org}/<name>"
 
 
+def _jobs_by_entry(store: ZooStore, budget: str) -> dict[str, list[dict[str, Any]]]:
+    """Latest ledger entry of every job of a ``--launcher submitit`` build, grouped by entry name
+    (state ``lost``: the ledger says queued/running but the job is gone)."""
+    from eval_suite.launchers import Ledger, job_is_live, ledger_path
+
+    state_dir = store.root / budget
+    out: dict[str, list[dict[str, Any]]] = {}
+    for job in Ledger(ledger_path(state_dir)).latest().values():
+        name = str(job.get("label", "")).split(":", 1)[0]
+        if job.get("state") in ("submitted", "running") and not job_is_live(job, state_dir):
+            job = {**job, "state": "lost"}
+        out.setdefault(name, []).append(job)
+    return out
+
+
+def _job_summary(jobs: Sequence[dict[str, Any]]) -> str:
+    order = ("done", "running", "submitted", "failed", "lost")
+    words = {"submitted": "queued"}
+    counts = {s: sum(j.get("state") == s for j in jobs) for s in order}
+    return ", ".join(f"{n} {words.get(s, s)}" for s, n in counts.items() if n)
+
+
 def status_table(entries: Sequence[ZooEntry], store: ZooStore, budget: str) -> str:
-    """``hfssl zoo status``: per entry its state, wall times and a failed build's last lines."""
+    """``hfssl zoo status``: per entry its state, wall times, its cluster jobs (``--launcher
+    submitit``: done / running / queued / failed) and a failed build's last lines."""
+    from eval_suite.launchers import log_tail
+
+    jobs = _jobs_by_entry(store, budget)
     rows, failures = [], []
     for e in entries:
         status = store.status(e.name, budget)
         info = store.info(e.name, budget) or {}
         pre = info.get("pretraining") or {}
+        mine = jobs.get(e.name, [])
+        if status == "partial" and any(j.get("state") in ("submitted", "running") for j in mine):
+            status = "building"
         failed = store.work_dir(e.name, budget) / "failed.json"
         if status == "partial" and failed.is_file():
             status = "failed"
@@ -164,10 +193,18 @@ def status_table(entries: Sequence[ZooEntry], store: ZooStore, budget: str) -> s
                 )
             except (OSError, ValueError):
                 pass
+        if status in ("partial", "failed", "building"):
+            for j in mine:
+                if j.get("state") in ("failed", "lost"):
+                    tail = j.get("tail") or log_tail(store.root / budget, str(j.get("job_id")))
+                    failures.append(
+                        f"{j.get('label')} (job {j.get('job_id')}): {j.get('error') or 'the job is gone'}"
+                        + "".join(f"\n    {t}" for t in tail[-4:])
+                    )
         pre_min = f"{pre['wall_seconds'] / 60:.1f}" if pre.get("wall_seconds") else ""
         eval_min = f"{info['evaluation_seconds'] / 60:.1f}" if info.get("evaluation_seconds") else ""
-        rows.append([e.name, status, pre_min, eval_min, info.get("built_at", "")])
-    out = _table(["name", "status", "pretrain min", "eval min", "built at"], rows)
+        rows.append([e.name, status, pre_min, eval_min, info.get("built_at", ""), _job_summary(mine)])
+    out = _table(["name", "status", "pretrain min", "eval min", "built at", "jobs"], rows)
     if failures:
         out += "\n\nfailures:\n" + "\n".join(failures)
     return out

@@ -8,6 +8,7 @@
 #   scripts/run_study.sh cpu-all          # all four at the cpu preset
 #   scripts/run_study.sh parity           # scratch ResNet-18 (MedMNIST recipe) vs MedMNIST v2 (hours on CPU)
 #   scripts/run_study.sh paper            # the paper's scale on GPUs (see below)
+#   PARTITION=gpu scripts/run_study.sh slurm   # the paper's scale on Slurm: one job per cell (pip install 'hfssl[cluster]')
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HFSSL=(python -m hfssl)
@@ -31,6 +32,13 @@ case "${1:-smoke}" in
     # The study's store keys its checkpoints by the preset's pretraining spec, so let the study pretrain
     # (single process, GPU) unless you rename such runs into the store yourself:
     for s in "${STUDIES[@]}"; do "${HFSSL[@]}" study "$s" --preset paper --device cuda --out "studies/$s-paper"; done ;;
+  slurm)
+    # one submitit job per pretraining / evaluation; the driver waits, keep it alive (tmux). Re-run the same
+    # line after a failure: only missing cells are submitted. 'hfssl study status studies/NAME-paper' shows progress.
+    for s in "${STUDIES[@]}"; do
+      "${HFSSL[@]}" study "$s" --preset paper --out "studies/$s-paper" --launcher submitit \
+          --slurm-partition "${PARTITION:-gpu}" --gpus-per-job "${GPUS_PER_JOB:-1}" --max-parallel "${MAX_PARALLEL:-64}"
+    done ;;
   *)
-    echo "usage: $0 smoke|cpu|cpu-all|parity|paper" >&2; exit 2 ;;
+    echo "usage: $0 smoke|cpu|cpu-all|parity|paper|slurm" >&2; exit 2 ;;
 esac

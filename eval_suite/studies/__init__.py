@@ -5,7 +5,8 @@
 
 Studies: ``imbalance``, ``architecture``, ``transfer``, ``policies`` (one module each: grid
 ``build`` + claims ``assess``). Machinery: ``grid`` (checkpoint store, cells, resumable runner),
-``base`` (presets, comparisons, the verdict rule), ``report`` (REPORT.md), ``parity`` (baseline
+``base`` (presets, comparisons, the verdict rule), ``report`` (REPORT.md), who runs the cells
+(``eval_suite.launchers``: this process, or submitit jobs on Slurm), ``parity`` (baseline
 parity with MedMNIST v2), ``demo`` (``hfssl demo``). Heavy imports stay inside functions.
 """
 
@@ -51,8 +52,12 @@ def run_study(
     cache_dir: str | None = None,
     device: str = "auto",
     plots: bool = True,
+    launcher: Any | None = None,
 ) -> StudyOutcome:
-    """Run (or resume) study ``name`` and write ``out_dir/REPORT.md`` + leaderboard."""
+    """Run (or resume) study ``name`` and write ``out_dir/REPORT.md`` + leaderboard.
+
+    ``launcher`` (:func:`eval_suite.launchers.make_launcher`): who runs the grid's jobs; default
+    this process. The report is the same whoever ran the cells."""
     from eval_suite.studies.base import get_preset
     from eval_suite.studies.grid import CheckpointStore, run_grid
     from eval_suite.studies.report import write_report
@@ -82,6 +87,7 @@ def run_study(
         cache_dir=cache_dir,
         device=device,
         title=f"study {name}",
+        launcher=launcher,
     )
     report, claims = write_report(out, study, chosen, grid, leaderboard_plots=plots)
     return StudyOutcome(report=report, claims=claims, grid=grid)

@@ -25,6 +25,8 @@ EXAMPLES = """examples:
   hfssl zoo list
   hfssl zoo build simclr-resnet18-breastmnist28
   hfssl zoo build --all --zoo 2d --records reports/zoo        # the 2D zoo at the cpu budget
+  hfssl zoo build --all --budget paper --launcher submitit --slurm-partition gpu --gpus-per-job 1
+  hfssl zoo status --all --budget paper                        # entries, and their jobs on the cluster
   hfssl zoo push --all --org my-org
   hfssl zoo pull simclr-resnet18-breastmnist28 --org my-org
   hfssl zoo table --records reports/zoo --out MODEL_ZOO.md
@@ -62,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None, help="data root (default $HFSSL_DATA_DIR)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
     parser.add_argument("--private", action="store_true", help="push: create repos as private")
+    from hfssl.cli.launch import add_launcher_arguments
+
+    add_launcher_arguments(parser)  # build: --launcher local|submitit and the cluster options
 
     def one_line_error(message: str) -> None:
         print(f"hfssl zoo: error: {' '.join(message.split())} (fix: see 'hfssl zoo --help')", file=sys.stderr)
@@ -87,8 +92,34 @@ def _selected(manifest, args) -> list:
     return [manifest.get(n) for n in args.names]
 
 
+def _launcher(args) -> object | None:
+    """The cluster launcher of ``build`` (None: this process, entry after entry)."""
+    from hfssl.cli.launch import CLUSTER_OPTIONS, launcher_from_args
+    from hfssl.errors import ConfigError
+
+    if args.action != "build":
+        given = [f"--{n.replace('_', '-')}" for n in CLUSTER_OPTIONS if getattr(args, n) is not None]
+        bad = (["--launcher"] if args.launcher != "local" else []) + given
+        if bad:
+            raise ConfigError(
+                f"{', '.join(bad)} only appl{'ies' if len(bad) == 1 else 'y'} to 'hfssl zoo build'",
+                "drop " + ("it" if len(bad) == 1 else "them") + ", or use 'hfssl zoo build'",
+            )
+        return None
+    launcher = launcher_from_args(args)
+    if args.launcher == "local":
+        return None
+    if (args.nodes or 1) > 1 or (args.gpus_per_job or 0) > 1:
+        raise ConfigError(
+            "a zoo entry pretrains on one GPU per job (--nodes / --gpus-per-job > 1 are for 'hfssl study')",
+            "use --gpus-per-job 1, or pretrain the entry's recipe with scripts/slurm_pretrain.sbatch",
+        )
+    return launcher
+
+
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    launcher = _launcher(args)
     from hfssl.zoo import ZooStore, load_manifest
 
     manifest = load_manifest(args.manifest)
@@ -104,6 +135,33 @@ def run(argv: list[str]) -> int:
         from eval_suite.zoo_table import status_table
 
         print(status_table(entries, store, args.budget))
+        return 0
+    if args.action == "build" and launcher is not None:
+        from eval_suite.zoo import build_entries
+
+        outcomes, failed_entries = build_entries(
+            entries,
+            launcher=launcher,
+            budget=args.budget,
+            store=store,
+            data_dir=args.data_dir,
+            device=args.device,
+            records_dir=args.records,
+            org=org,
+            manifest=manifest,
+        )
+        for outcome in outcomes:
+            extra = f" in {outcome.seconds / 60:.1f} min" if outcome.status == "built" else ""
+            print(f"  {outcome.name}: {outcome.status}{extra}", flush=True)
+        for name, error in failed_entries.items():
+            print(f"  {name}: FAILED ({error[:300]})", flush=True)
+        if failed_entries:
+            print(
+                f"hfssl zoo: {len(failed_entries)} entries failed: {', '.join(failed_entries)} (see 'hfssl zoo "
+                "status'; the same command again submits only the missing jobs)",
+                file=sys.stderr,
+            )
+            return 1
         return 0
     if args.action == "build":
         from eval_suite.zoo import build_entry

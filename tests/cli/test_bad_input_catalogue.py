@@ -218,6 +218,28 @@ def zoo_manifest_missing_recipe(tmp: Path, assets) -> None:
     )
 
 
+def no_submitit(mp: pytest.MonkeyPatch, tmp: Path) -> None:
+    mp.setitem(sys.modules, "submitit", None)  # "import submitit" raises ImportError
+
+
+def fake_slurm(mp: pytest.MonkeyPatch, tmp: Path) -> None:
+    """sbatch/srun on PATH; sbatch refuses the partition the way Slurm does (message, exit 1)."""
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(
+        '#!/bin/sh\necho "sbatch: error: invalid partition specified: nope" >&2\nexit 1\n'
+    )
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    mp.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def other_grid_version(tmp: Path, assets) -> None:
+    (tmp / "s").mkdir()
+    (tmp / "s" / "grid.json").write_text(json.dumps({"grid_version": 1, "cells": []}))
+
+
 @dataclass(frozen=True)
 class Row:
     id: str
@@ -225,6 +247,7 @@ class Row:
     message: str  # a fragment of the one-line error
     setup: Callable[[Path, dict], None] | None = None
     hub: bool = False  # push rows: run against the loopback Hub (online)
+    patch: Callable[[pytest.MonkeyPatch, Path], None] | None = None  # environment (PATH, sys.modules)
 
 
 EV = ("evaluate", "--protocol", "knn", "--max-train-samples", "16", "--max-eval-samples", "16")
@@ -757,6 +780,53 @@ ROWS = [
         "is not built",
         hub=True,
     ),
+    # -- launchers (--launcher submitit, Slurm options)
+    Row(
+        "study-submitit-not-installed",
+        ("study", "transfer", "--out", "{tmp}/s", "--launcher", "submitit"),
+        "pip install 'hfssl[cluster]'",
+        patch=no_submitit,
+    ),
+    Row(
+        "study-slurm-options-with-local-launcher",
+        ("study", "transfer", "--out", "{tmp}/s", "--slurm-partition", "gpu", "--nodes", "2"),
+        "--slurm-partition, --nodes only apply to --launcher submitit",
+    ),
+    Row(
+        "study-partition-rejected-by-slurm",
+        ("study", "transfer", "--datasets", "breastmnist", "--out", "{tmp}/s", "--launcher", "submitit")
+        + ("--submitit-cluster", "slurm", "--slurm-partition", "nope"),
+        "Slurm refused the job: sbatch: error: invalid partition specified: nope",
+        patch=fake_slurm,
+    ),
+    Row(
+        "study-slurm-extra-not-key-value",
+        ("study", "transfer", "--out", "{tmp}/s", "--launcher", "submitit", "--slurm-extra", "account"),
+        "--slurm-extra 'account' is not KEY=VALUE",
+    ),
+    Row(
+        "study-store-of-another-grid-version",
+        ("study", "transfer", "--datasets", "breastmnist", "--out", "{tmp}/s"),
+        "was written by grid version 1",
+        other_grid_version,
+    ),
+    Row("study-status-not-a-grid", ("study", "status", "{tmp}"), "has no grid.json"),
+    Row(
+        "zoo-gpus-with-local-launcher",
+        ("zoo", "build", "simclr-resnet18-breastmnist28", "--store", "{tmp}/store", "--gpus-per-job", "2"),
+        "--gpus-per-job only applies to --launcher submitit",
+    ),
+    Row(
+        "zoo-submitit-not-installed",
+        ("zoo", "build", "simclr-resnet18-breastmnist28", "--store", "{tmp}/store", "--launcher", "submitit"),
+        "pip install 'hfssl[cluster]'",
+        patch=no_submitit,
+    ),
+    Row(
+        "zoo-status-with-launcher",
+        ("zoo", "status", "--launcher", "submitit"),
+        "only applies to 'hfssl zoo build'",
+    ),
     Row(
         "zoo-spec-not-built",
         (*EV, "--checkpoint", "zoo:simclr-resnet18-breastmnist28", "--results-dir", "{tmp}/r"),
@@ -813,6 +883,8 @@ def test_catalogue_has_at_least_50_rows_and_covers_every_command():
 def test_bad_input_gives_one_clean_line(row: Row, assets, tmp_path, capsys, request):
     if row.setup is not None:
         row.setup(tmp_path, assets)
+    if row.patch is not None:
+        row.patch(request.getfixturevalue("monkeypatch"), tmp_path)
     before = _files(tmp_path)
     argv = _fill(row.argv, tmp_path, assets)
     capsys.readouterr()
