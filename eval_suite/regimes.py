@@ -79,7 +79,8 @@ def parse_augment(augment: str | None) -> str:
             p = float("nan")
         if not (0.0 < p <= 1.0):
             raise ConfigError(
-                f"corruption augmentation probability {arg!r} is not in (0, 1]", "pass e.g. --augment corrupt:0.5"
+                f"corruption augmentation probability {arg!r} is not in (0, 1]",
+                "pass e.g. --augment corrupt:0.5",
             )
         return f"corrupt:{p:g}"
     aug = text if text == "none" else text.upper()
@@ -276,7 +277,9 @@ def make_augment(augment: str, spatial_dims: int, seed: int, dataset: str | None
         from hfssl.data.corruptions import RandomCorruption
 
         if dataset is None:
-            raise ConfigError("--augment corrupt:P needs the dataset's modality", "pass dataset= to make_augment")
+            raise ConfigError(
+                "--augment corrupt:P needs the dataset's modality", "pass dataset= to make_augment"
+            )
         return RandomCorruption(dataset, p=float(augment.partition(":")[2]), seed=seed)
     from hfssl.data import get_augmentation
 

@@ -51,7 +51,9 @@ class RobustnessEntry:
     clean: float | None
     by_severity: dict[str, dict[int, float]]  # corruption -> severity -> metric
     clean_recall: list[float] | None = None
-    recall: dict[str, dict[int, list[float]]] = field(default_factory=dict)  # corruption -> severity -> per class
+    recall: dict[str, dict[int, list[float]]] = field(
+        default_factory=dict
+    )  # corruption -> severity -> per class
     class_names: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     baseline: str | None = None  # the baseline's display name
@@ -218,13 +220,19 @@ def _matches(entry: RobustnessEntry, wanted: str, records: Sequence[Mapping[str,
 
     for r in records:
         ck = r.get("checkpoint") or {}
-        if checkpoint_identity(r)[1] == entry.checkpoint_id and wanted in (ck.get("spec"), ck.get("content_hash")):
+        if checkpoint_identity(r)[1] == entry.checkpoint_id and wanted in (
+            ck.get("spec"),
+            ck.get("content_hash"),
+        ):
             return True
     return False
 
 
 def _find_baseline(
-    entry: RobustnessEntry, entries: Sequence[RobustnessEntry], wanted: str | None, records: Sequence[Mapping[str, Any]]
+    entry: RobustnessEntry,
+    entries: Sequence[RobustnessEntry],
+    wanted: str | None,
+    records: Sequence[Mapping[str, Any]],
 ) -> RobustnessEntry | None:
     same = [e for e in entries if e.setting == entry.setting]
     if wanted is not None:

@@ -314,10 +314,10 @@ def _protocol_class(cfg: EvalConfig, task: str | None = None) -> type[Protocol]:
         raise ConfigError(f"unknown protocol {cfg.protocol!r}", f"use one of: {', '.join(PROTOCOLS)}")
     if not cfg.seeds:
         raise ConfigError("no seeds given", "pass e.g. --seeds 0 1 2")
-    if cfg.corruption:
-        from hfssl.data.corruptions import check_syntax
+    if cfg.corruption:  # names, severities and the dataset's modality, before any data is read
+        from hfssl.data.corruptions import parse_corruption
 
-        check_syntax(cfg.corruption)
+        parse_corruption(cfg.corruption, cfg.dataset)
     if len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"seeds {cfg.seeds} repeat a value", "pass distinct seeds")
     protocol.validate(cfg, task)

@@ -287,7 +287,10 @@ def relabel_records(records: Sequence[dict[str, Any]], spec: str, name: str) -> 
         new = copy.deepcopy(upgrade_record(rec))
         new["checkpoint"] = {**new["checkpoint"], "spec": spec, "name": name}
         new["record_id"] = record_key(
-            **{k: new[k] for k in ("checkpoint", "dataset", "protocol", "regime", "policy", "seed", "corruption")}
+            **{
+                k: new[k]
+                for k in ("checkpoint", "dataset", "protocol", "regime", "policy", "seed", "corruption")
+            }
         )
         problems = validate_record(new)
         if problems:  # pragma: no cover - a schema change that relabelling does not follow

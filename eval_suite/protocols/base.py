@@ -307,7 +307,11 @@ class FeatureProtocol(ClassificationProtocol):
                 extra["precision"] = plan.mixed_precision
             extra["corruption"] = variant.block()
             key = cache_key(  # keyed by the clean split + the corruption: a hit skips corrupting
-                extractor, data.dsd["test"], dataset=data.name, split_name="test", image_size=data.image_size,
+                extractor,
+                data.dsd["test"],
+                dataset=data.name,
+                split_name="test",
+                image_size=data.image_size,
                 extra=extra,
             )
             feats, _, _ = cached_features(
@@ -353,7 +357,6 @@ class FeatureProtocol(ClassificationProtocol):
             runtime=plan.as_record(),
         )
         return Outcome(fit=info, y_true=cache["test"][1], y_score=y_score, variants=variants)
-
 
 
 # ------------------------------------------------------------------------------ shared helpers

@@ -211,7 +211,9 @@ def _disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
     yy, xx = torch.meshgrid(grid, grid, indexing="ij")
     disk = ((xx**2 + yy**2) <= radius**2).double()
     disk = disk / disk.sum()
-    smoothed = TF.gaussian_blur(disk[None, None].float(), kernel_size=[3, 3], sigma=[max(alias_blur, 1e-3)] * 2)
+    smoothed = TF.gaussian_blur(
+        disk[None, None].float(), kernel_size=[3, 3], sigma=[max(alias_blur, 1e-3)] * 2
+    )
     return (smoothed[0, 0] / smoothed.sum()).double()
 
 
@@ -237,7 +239,9 @@ def _gaussian_blur(x: torch.Tensor, sigma_28: float, gens: list[torch.Generator]
     for axis in range(2, x.ndim):
         n = y.shape[axis]
         moved = y.movedim(axis, -1)
-        padded = F.pad(moved.reshape(-1, 1, n), (radius, radius), mode="reflect").reshape(*moved.shape[:-1], -1)
+        padded = F.pad(moved.reshape(-1, 1, n), (radius, radius), mode="reflect").reshape(
+            *moved.shape[:-1], -1
+        )
         acc = padded[..., 0:n] * weights[0]
         for k in range(1, len(weights)):
             acc.add_(padded[..., k : k + n], alpha=weights[k])
@@ -362,7 +366,8 @@ def check_syntax(text: str) -> None:
         name, _, sev = part.partition(":")
         if name not in CORRUPTIONS:
             raise ConfigError(
-                f"unknown corruption {name!r}", f"use all, or NAME[:SEVERITY] with NAME one of: {', '.join(CORRUPTIONS)}"
+                f"unknown corruption {name!r}",
+                f"use all, or NAME[:SEVERITY] with NAME one of: {', '.join(CORRUPTIONS)}",
             )
         if sev:
             _severity(sev, name)
@@ -382,7 +387,8 @@ def _severity(text: str, name: str) -> int:
         value = 0
     if str(value) != text.strip() or value not in SEVERITIES:
         raise ConfigError(
-            f"severity {text!r} of corruption {name!r} is not 1-5", f"pass {name}:1 .. {name}:5, or {name} for all five"
+            f"severity {text!r} of corruption {name!r} is not 1-5",
+            f"pass {name}:1 .. {name}:5, or {name} for all five",
         )
     return value
 
@@ -443,7 +449,8 @@ def apply_corruption(
     spec = MODALITIES[modality_of(modality)].get(name)
     if spec is None:
         raise ConfigError(
-            f"corruption {name!r} does not exist for {modality}", f"use one of: {', '.join(MODALITIES[modality])}"
+            f"corruption {name!r} does not exist for {modality}",
+            f"use one of: {', '.join(MODALITIES[modality])}",
         )
     if severity not in SEVERITIES:
         raise ConfigError(f"severity {severity!r} is not 1-5", "pass a severity 1..5")
@@ -497,7 +504,11 @@ def corrupt_dataset(
     columns = {c: table.column(c) for c in table.column_names if c != "image"}
     data: dict[str, Any] = {"image": out}
     for c, col in columns.items():
-        data[c] = arrow_to_numpy(col) if split.features[c].__class__.__name__.startswith("Array") else col.to_pylist()
+        data[c] = (
+            arrow_to_numpy(col)
+            if split.features[c].__class__.__name__.startswith("Array")
+            else col.to_pylist()
+        )
     return Dataset.from_dict(data, features=split.features)
 
 
@@ -508,7 +519,9 @@ class RandomCorruption:
 
     def __init__(self, modality: str, p: float = 0.5, seed: int | torch.Generator | None = None) -> None:
         if not 0.0 <= float(p) <= 1.0:
-            raise ConfigError(f"corruption probability {p} is outside [0, 1]", "pass e.g. --augment corrupt:0.5")
+            raise ConfigError(
+                f"corruption probability {p} is outside [0, 1]", "pass e.g. --augment corrupt:0.5"
+            )
         self.modality = modality_of(modality)
         self.p = float(p)
         self.names = tuple(MODALITIES[self.modality])
@@ -526,7 +539,9 @@ class RandomCorruption:
             for s in SEVERITIES:
                 idx = (chosen & (which == k) & (severity == s)).nonzero().flatten()
                 if idx.numel():
-                    part = apply_corruption(out[idx.to(out.device)], name, s, modality=self.modality, seed=seed, indices=idx)
+                    part = apply_corruption(
+                        out[idx.to(out.device)], name, s, modality=self.modality, seed=seed, indices=idx
+                    )
                     out = out.index_copy(0, idx.to(out.device), part)
         return out if masks is None else (out, masks)
 
