@@ -130,6 +130,13 @@ def corruption_errors(
     return ce, mce, relative
 
 
+def _order(name: str) -> tuple[int, str]:
+    """Report order: ``hfssl.data.corruptions.CORRUPTIONS`` (the modality tables' order), then by name."""
+    from hfssl.data.corruptions import CORRUPTIONS
+
+    return (CORRUPTIONS.index(name), name) if name in CORRUPTIONS else (len(CORRUPTIONS), name)
+
+
 def _recall(record: Mapping[str, Any]) -> list[float] | None:
     recall = (record.get("metrics") or {}).get("per_class", {})
     recall = recall.get("recall") if isinstance(recall, Mapping) else None
@@ -178,7 +185,7 @@ def summarise(
                 if _recall(r):
                     clean_recalls.append(_recall(r))  # type: ignore[arg-type]
         by_sev: dict[str, dict[int, float]] = {}
-        for (c, s), vals in sorted(values.items(), key=lambda kv: kv[0][1]):
+        for (c, s), vals in sorted(values.items(), key=lambda kv: (_order(kv[0][0]), kv[0][1])):
             by_sev.setdefault(c, {})[s] = _mean(vals)
         rec: dict[str, dict[int, list[float]]] = {}
         for (c, s), rows in recalls.items():
