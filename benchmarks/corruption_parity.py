@@ -45,7 +45,9 @@ def _stats(clean, out) -> tuple[float, float, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--medmnistc-path", required=True, help="folder with medmnistc and its dependencies")
     parser.add_argument("--n", type=int, default=16, help="test images")
     parser.add_argument("--data-dir", default=None)
@@ -69,7 +71,11 @@ def main(argv: list[str] | None = None) -> None:
     cases = [("ultrasound", "breastmnist", n) for n in MODALITIES["ultrasound"] if n != "motion_blur"]
     cases += [("fundus", "retinamnist", n) for n in ("defocus_blur", "gaussian_noise")]
     print(f"{args.n} BreastMNIST test images at 224 px; per severity: mean shift / std ratio / PSNR dB")
-    print(f"{'corruption':<22} {'impl':<10} " + " ".join(f"{'sev ' + str(s):>20}" for s in range(1, 6)) + "  time")
+    print(
+        f"{'corruption':<22} {'impl':<10} "
+        + " ".join(f"{'sev ' + str(s):>20}" for s in range(1, 6))
+        + "  time"
+    )
     worst = 0.0
     for modality, table, name in cases:
         rgb = modality == "fundus"

@@ -44,17 +44,27 @@ def _cpu() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", default=None, help="data root (default: $HFSSL_DATA_DIR)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--with-3d-64", action="store_true", help="also AdrenalMNIST3D 64 px (about a minute)")
+    parser.add_argument(
+        "--with-3d-64", action="store_true", help="also AdrenalMNIST3D 64 px (about a minute)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
 
     import torch
 
     from hfssl.data import load_source, to_tensor_batch
-    from hfssl.data.corruptions import SEVERITIES, apply_corruption, corrupt_dataset, corruptions_for, modality_of
+    from hfssl.data.corruptions import (
+        SEVERITIES,
+        apply_corruption,
+        corrupt_dataset,
+        corruptions_for,
+        modality_of,
+    )
     from hfssl.utils.io import write_text_atomic
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -129,7 +139,9 @@ def main(argv: list[str] | None = None) -> None:
                 mse = float(((y - x) ** 2).mean())
                 rows["mean shift"].append(f"{float(y.mean()) - clean_mean:+.3f}")
                 rows["std ratio"].append(f"{float(y.std()) / clean_std:.3f}")
-                rows["PSNR dB"].append("inf" if mse == 0 else f"{10 * torch.log10(torch.tensor(1 / mse)).item():.1f}")
+                rows["PSNR dB"].append(
+                    "inf" if mse == 0 else f"{10 * torch.log10(torch.tensor(1 / mse)).item():.1f}"
+                )
             for stat, cells in rows.items():
                 stats_lines.append(f"| {name} | {stat} | " + " | ".join(cells) + " |")
         stats_lines.append("")

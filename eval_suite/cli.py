@@ -152,12 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     (config, *_) = parse(parser, argv)
     from eval_suite.runner import evaluate_with_comparison
 
-    records, _baseline, comparison = evaluate_with_comparison(config)
+    records, baseline, comparison = evaluate_with_comparison(config)
     clean = [r for r in records if not r.get("corruption")]
     print(format_table(clean, comparison))
-    if len(clean) != len(records):  # --corruption: the robustness summary of the corrupted records
+    if len(clean) != len(records):  # --corruption: robustness summary (mCE vs --compare-to's baseline)
         from eval_suite.robustness import format_markdown, summarise
 
-        print("\n" + format_markdown(summarise(records)))
+        print("\n" + format_markdown(summarise(records + (baseline or []))))
     print(f"\n{len(records)} record(s) in {config.results_dir}")
     return 0

@@ -35,7 +35,9 @@ def images(data_dir) -> dict[str, torch.Tensor]:
     from hfssl.data import load_source, to_tensor_batch
 
     breast, _ = to_tensor_batch(load_source("breastmnist", image_size=28)["test"].with_format("arrow")[:24])
-    adrenal, _ = to_tensor_batch(load_source("adrenalmnist3d", image_size=28)["test"].with_format("arrow")[:6])
+    adrenal, _ = to_tensor_batch(
+        load_source("adrenalmnist3d", image_size=28)["test"].with_format("arrow")[:6]
+    )
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
     base = 0.6 * torch.exp(-((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.15)
     vessels = 0.25 * (torch.sin(30 * xx + 5 * yy) > 0.9).float()
@@ -90,7 +92,9 @@ def test_parse_and_bad_input():
     for bad in ("speckle_noise:0", "speckle_noise:6", "speckle_noise:x", "speckle_noise:2.5"):
         with pytest.raises(ConfigError, match="is not 1-5"):
             parse_corruption(bad, "breastmnist")
-    with pytest.raises(ConfigError, match=r"'defocus_blur' does not exist for breastmnist \(ultrasound, 2D\)"):
+    with pytest.raises(
+        ConfigError, match=r"'defocus_blur' does not exist for breastmnist \(ultrasound, 2D\)"
+    ):
         parse_corruption("defocus_blur", "breastmnist")
     with pytest.raises(ConfigError, match="'slice_dropout' does not exist for breastmnist"):
         parse_corruption("slice_dropout:1", "breastmnist")

@@ -45,7 +45,11 @@ def _set(name: str, clean: float, table: dict[str, list[float]], random_init=Fal
     for c, values in table.items():
         for s, v in enumerate(values, 1):
             corr = {"name": c, "severity": s, "seed": 0}
-            out.append(_record(name, ba=v, seed=seed, corruption=corr, recall=(v - 0.2, v + 0.2), random_init=random_init))
+            out.append(
+                _record(
+                    name, ba=v, seed=seed, corruption=corr, recall=(v - 0.2, v + 0.2), random_init=random_init
+                )
+            )
     return out
 
 
@@ -191,6 +195,42 @@ def test_corrupt_augmentation_in_finetune(tmp_path, data_dir, tiny_checkpoint):
             results_dir=str(tmp_path / "r"),
         )
     )
-    assert [r["corruption"] for r in records] == [None, {"name": "jpeg_compression", "severity": 5, "seed": 0}]
+    assert [r["corruption"] for r in records] == [
+        None,
+        {"name": "jpeg_compression", "severity": 5, "seed": 0},
+    ]
     assert records[0]["policy"]["augment"] == "corrupt:1"
     assert all(math.isfinite(r["metrics"]["balanced_accuracy"]) for r in records)
+
+
+@pytest.mark.slow  # ~10 s: DRIVE images are 565 x 584 px
+def test_drive_segmentation_under_fundus_corruptions(tmp_path, data_dir):
+    records = evaluate(
+        EvalConfig(
+            checkpoint="timm:resnet10t",
+            dataset="drive",
+            protocol="segmentation",
+            preset="quick",
+            seeds=[0],
+            max_train_samples=2,
+            max_eval_samples=1,
+            patch_size=64,
+            patches_per_image=2,
+            batch_size=4,
+            sw_overlap=0.0,
+            decoder_channels=[16, 8, 4],
+            skip_connections=False,
+            n_bootstrap=20,
+            augment="corrupt:0.5",
+            corruption="defocus_blur:5,gaussian_noise:5",
+            results_dir=str(tmp_path),
+        )
+    )
+    assert [r["corruption"] and r["corruption"]["name"] for r in records] == [
+        None,
+        "defocus_blur",
+        "gaussian_noise",
+    ]
+    dice = [r["metrics"]["dice"] for r in records]
+    assert all(0 <= d <= 1 for d in dice) and len(set(dice)) > 1
+    assert all(len(r["test_outputs"]["per_image"]["dice"]) == 1 for r in records)
