@@ -5,7 +5,9 @@ Records come from ``hfssl evaluate --corruption ...`` (one clean record and one 
 corruption x severity per seed, ``record["corruption"] = {name, severity, seed}``). Records are
 grouped like the leaderboard groups them (checkpoint x dataset x protocol family x regime x policy x
 recipe); within a setting the baseline is the named checkpoint (``baseline=``: display name, spec
-or content hash) or, by default, the setting's scratch / random-init run.
+or content hash) or, by default, the setting's scratch / random-init run; a setting without one
+takes the baseline of the same data, regime and policy under another protocol (the ``scratch``
+protocol that ``--compare-to scratch`` runs for a linear probe).
 
 Definitions (Hendrycks & Dietterich, ICLR 2019, "Benchmarking neural network robustness to common
 corruptions and perturbations"), with error ``E = 1 - metric`` (balanced accuracy by default, as
@@ -242,11 +244,17 @@ def _find_baseline(
     records: Sequence[Mapping[str, Any]],
 ) -> RobustnessEntry | None:
     same = [e for e in entries if e.setting == entry.setting]
-    if wanted is not None:
-        found = [e for e in same if _matches(e, wanted, records)]
-    else:
-        found = [e for e in same if e.is_baseline]
-    return found[0] if found else None
+    # no baseline in the same protocol (``--compare-to scratch`` on a linear probe trains the
+    # ``scratch`` protocol): the baseline of the same data, regime and policy under any protocol
+    near = [e for e in entries if e.setting.without_protocol() == entry.setting.without_protocol()]
+    for pool in (same, near):
+        if wanted is not None:
+            found = [e for e in pool if _matches(e, wanted, records)]
+        else:
+            found = [e for e in pool if e.is_baseline]
+        if found:
+            return found[0]
+    return None
 
 
 # ------------------------------------------------------------------------------------- rendering
