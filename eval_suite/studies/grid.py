@@ -237,17 +237,12 @@ def _check_cells(cells: Sequence[Cell]) -> None:
 
 
 def _load_finished(marker: Path, results_dir: Path) -> list[dict[str, Any]] | None:
-    """The cell's records (in the current schema) when its marker and every listed record exist, else None."""
-    from eval_suite.results import upgrade_record
-
+    """The cell's records when its marker and every listed record exist, else None."""
     if not marker.is_file():
         return None
     try:
         ids = json.loads(marker.read_text(encoding="utf-8"))["record_ids"]
-        records = [
-            upgrade_record(json.loads((results_dir / f"{rid}.json").read_text(encoding="utf-8")))
-            for rid in ids
-        ]
+        records = [json.loads((results_dir / f"{rid}.json").read_text(encoding="utf-8")) for rid in ids]
     except (OSError, ValueError, KeyError, TypeError):  # partial or foreign marker: recompute the cell
         return None
     return records
@@ -302,9 +297,7 @@ def run_grid(
                 spec,
                 data_dir=data_dir,
                 device=device,
-                on_pretrain=lambda s: tqdm.write(
-                    f"  pretraining {s.method} ({s.backbone}, {s.max_steps} steps)"
-                ),
+                on_pretrain=lambda s: tqdm.write(f"  pretraining {s.method} ({s.backbone}, {s.max_steps} steps)"),
             )
         config = EvalConfig(
             checkpoint=str(backbone),
