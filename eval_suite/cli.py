@@ -29,6 +29,9 @@ EXAMPLES = (
     "hfssl evaluate --checkpoint CKPT --protocol finetune --label-fraction 0.1 --preset quick",
     "hfssl evaluate --checkpoint CKPT3D --dataset adrenalmnist3d --protocol warmup --warmup-epochs 10",
     "hfssl evaluate --checkpoint CKPT --dataset drive --protocol segmentation --no-skip-connections",
+    "hfssl evaluate --checkpoint CKPT --protocol linear --corruption all --seeds 0 1 2",
+    "hfssl evaluate --checkpoint CKPT --protocol finetune --corruption speckle_noise:3,jpeg_compression",
+    "hfssl evaluate --checkpoint CKPT --protocol finetune --augment corrupt:0.5",
     "python -m eval_suite --config eval.yaml --seeds 0 1 2 3 4",
 )
 
@@ -149,7 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     (config, *_) = parse(parser, argv)
     from eval_suite.runner import evaluate_with_comparison
 
-    records, _baseline, comparison = evaluate_with_comparison(config)
-    print(format_table(records, comparison))
+    records, baseline, comparison = evaluate_with_comparison(config)
+    clean = [r for r in records if not r.get("corruption")]
+    print(format_table(clean, comparison))
+    if len(clean) != len(records):  # --corruption: robustness summary (mCE vs --compare-to's baseline)
+        from eval_suite.robustness import format_markdown, summarise
+
+        print("\n" + format_markdown(summarise(records + (baseline or []))))
     print(f"\n{len(records)} record(s) in {config.results_dir}")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,7 +101,7 @@ def extract_features(
 
 def cached_features(
     extractor: FeatureExtractor,
-    split: Dataset,
+    split: Dataset | Callable[[], Dataset],
     *,
     cache_dir: str | os.PathLike | None,
     key: str,
@@ -108,18 +109,25 @@ def cached_features(
     device: str = "cpu",
     desc: str = "features",
     plan: RuntimePlan | None = None,
+    n_rows: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
-    """``(features, labels, from_cache)``; extracts and stores on a miss (``cache_dir=None``: no cache)."""
+    """``(features, labels, from_cache)``; extracts and stores on a miss (``cache_dir=None``: no cache).
+
+    ``split`` may be a function that builds the split (a corrupted test split): it is then only
+    called on a miss, and ``n_rows`` (its length) checks a cached file."""
+    expected = len(split) if n_rows is None else n_rows
     from safetensors.numpy import load_file, save_file
 
     path = None if cache_dir is None else Path(cache_dir) / f"{key}.safetensors"
     if path is not None and path.is_file():
         try:
             data = load_file(str(path))
-            if len(data["labels"]) == len(split):
+            if len(data["labels"]) == expected:
                 return data["features"], data["labels"], True
         except Exception as err:  # a damaged cache file is recomputed, never trusted
             logger.warning(f"ignoring unreadable feature cache {path}: {err}")
+    if callable(split) and not hasattr(split, "column_names"):
+        split = split()
     features, labels = extract_features(
         extractor, split, batch_size=batch_size, device=device, desc=desc, plan=plan
     )

@@ -8,7 +8,7 @@ Regimes change *which* training rows a run sees (never validation or test):
 
 Policies change *how* a run trains on them: ``sampler`` (``none``, ``balanced`` = class-balanced
 sampling, ``resample:R`` = the paper's per-epoch majority resampler), ``loss`` (``ce``, ``weighted``
-CE with inverse-frequency weights, ``focal``), ``augment`` (``none``, ``S1``..``S6``) and ``mixup`` (alpha).
+CE with inverse-frequency weights, ``focal``), ``augment`` (``none``, ``S1``..``S6``, ``corrupt:P``) and ``mixup`` (alpha).
 """
 
 from __future__ import annotations
@@ -66,15 +66,38 @@ def parse_sampler(value: str | None) -> tuple[str, float | None]:
     raise ConfigError(f"unknown sampler {value!r}", f"use {SAMPLERS_HELP}")
 
 
+def parse_augment(augment: str | None) -> str:
+    """Canonical augmentation name: ``none``, ``S1``..``S6``, or ``corrupt:P`` (with probability P in
+    (0, 1] an image gets a random corruption of its dataset's modality at a random severity 1-5,
+    ``hfssl.data.corruptions.RandomCorruption``)."""
+    text = "none" if augment in (None, "", "none") else str(augment).strip()
+    if text.lower().startswith("corrupt"):
+        _, _, arg = text.partition(":")
+        try:
+            p = float(arg or 0.5)
+        except ValueError:
+            p = float("nan")
+        if not (0.0 < p <= 1.0):
+            raise ConfigError(
+                f"corruption augmentation probability {arg!r} is not in (0, 1]",
+                "pass e.g. --augment corrupt:0.5",
+            )
+        return f"corrupt:{p:g}"
+    aug = text if text == "none" else text.upper()
+    if aug not in AUGMENTS:
+        raise ConfigError(
+            f"unknown augmentation {augment!r}", f"use one of: {', '.join(AUGMENTS)}, corrupt:P (0 < P <= 1)"
+        )
+    return aug
+
+
 def normalise_policy(sampler: str, loss: str, augment: str, mixup: float) -> dict[str, Any]:
     """The policy part of a result record, validated and in canonical spelling."""
     kind, ratio = parse_sampler(sampler)
     sampler_name = kind if ratio is None else f"resample:{ratio:g}"
     if loss not in LOSSES:
         raise ConfigError(f"unknown loss {loss!r}", f"use one of: {', '.join(LOSSES)}")
-    aug = "none" if augment in (None, "", "none") else str(augment).upper()
-    if aug not in AUGMENTS:
-        raise ConfigError(f"unknown augmentation {augment!r}", f"use one of: {', '.join(AUGMENTS)}")
+    aug = parse_augment(augment)
     if not (mixup >= 0 and math.isfinite(mixup)):
         raise ConfigError(f"mixup alpha {mixup} is negative", "pass --mixup 0 (off) or e.g. 0.2")
     return {"sampler": sampler_name, "loss": loss, "augment": aug, "mixup": float(mixup)}
@@ -245,10 +268,19 @@ class CumulativeLoss:
         return cumulative_loss(logits, target, self.num_grades, sample_weight=sample_weight, gamma=self.gamma)
 
 
-def make_augment(augment: str, spatial_dims: int, seed: int):
-    """A batched ``hfssl.data`` augmentation (S1..S6) or ``None``."""
+def make_augment(augment: str, spatial_dims: int, seed: int, dataset: str | None = None):
+    """A batched ``hfssl.data`` augmentation (S1..S6, or ``corrupt:P`` with the corruptions of
+    ``dataset``'s modality) or ``None``."""
     if augment in (None, "", "none"):
         return None
+    if str(augment).startswith("corrupt:"):
+        from hfssl.data.corruptions import RandomCorruption
+
+        if dataset is None:
+            raise ConfigError(
+                "--augment corrupt:P needs the dataset's modality", "pass dataset= to make_augment"
+            )
+        return RandomCorruption(dataset, p=float(augment.partition(":")[2]), seed=seed)
     from hfssl.data import get_augmentation
 
     return get_augmentation(augment.upper(), spatial_dims=spatial_dims, seed=seed)

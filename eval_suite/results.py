@@ -3,7 +3,12 @@
 One JSON file per (checkpoint, dataset, protocol, regime, policy, seed), named
 ``<record_id>.json`` where ``record_id`` is the sha256 of the canonical JSON of those identifying
 fields, so a runner can compute it *before* running (``record_key``) and skip finished runs. The
-schema (version 1) is described in ``eval_suite/README.md``.
+schema (version 2) is described in ``eval_suite/README.md``.
+
+Version 2 adds ``corruption``: ``null`` for the clean test split, else ``{"name", "severity",
+"seed"}`` of the test-time corruption (``hfssl evaluate --corruption``). It identifies the run only
+when set, so clean records keep their version-1 ids; version-1 files are upgraded on read
+(``upgrade_record``: ``corruption = null``).
 
 Files are written to a unique temporary sibling and renamed into place (``os.replace`` is atomic
 on POSIX and Windows), so concurrent writers never leave a partial file under a record's name.
@@ -30,7 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = get_logger("eval_suite.results")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # older versions are upgraded on read (upgrade_record)
 TASKS = ("binary", "multiclass", "ordinal", "multilabel", "segmentation")
 VERSION_PACKAGES = (
     "hfssl",
@@ -57,6 +63,7 @@ __all__ = [
     "make_record",
     "record_key",
     "to_eval_results",
+    "upgrade_record",
     "validate_record",
     "write_record",
 ]
@@ -108,12 +115,15 @@ def identity_of(
     regime: Mapping[str, Any],
     policy: Mapping[str, Any],
     seed: int,
+    corruption: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The identifying subset of a run: checkpoint ``spec`` + ``content_hash`` (+ ``random_init``),
-    dataset name / image size / splits, protocol name + params, the whole regime and policy, seed.
+    dataset name / image size / splits, protocol name + params, the whole regime and policy, seed,
+    and the test-time corruption when there is one (absent for clean runs, whose ids are unchanged
+    since schema 1).
 
     Pass the same dicts as to ``make_record`` (extra keys are ignored where they only describe)."""
-    return {
+    identity = {
         "checkpoint": {
             "spec": checkpoint.get("spec"),
             "content_hash": checkpoint.get("content_hash"),
@@ -125,6 +135,9 @@ def identity_of(
         "policy": dict(policy),
         "seed": seed,
     }
+    if corruption is not None:
+        identity["corruption"] = dict(corruption)
+    return identity
 
 
 def compute_record_id(identity: Mapping[str, Any]) -> str:
@@ -140,11 +153,18 @@ def record_key(
     regime: Mapping[str, Any],
     policy: Mapping[str, Any],
     seed: int,
+    corruption: Mapping[str, Any] | None = None,
 ) -> str:
     """The ``record_id`` a run will get, computable before running it."""
     return compute_record_id(
         identity_of(
-            checkpoint=checkpoint, dataset=dataset, protocol=protocol, regime=regime, policy=policy, seed=seed
+            checkpoint=checkpoint,
+            dataset=dataset,
+            protocol=protocol,
+            regime=regime,
+            policy=policy,
+            seed=seed,
+            corruption=corruption,
         )
     )
 
@@ -176,8 +196,11 @@ def make_record(
     ci95: Mapping[str, Any] | None = None,
     test_outputs: Mapping[str, Any] | None = None,
     timings: Mapping[str, Any] | None = None,
+    corruption: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A complete schema-1 record (JSON-ready: numpy → Python, nan → None), validated."""
+    """A complete schema-2 record (JSON-ready: numpy → Python, nan → None), validated.
+
+    ``corruption``: ``None`` (clean test split) or ``{"name", "severity", "seed"}``."""
     parts = {
         "checkpoint": checkpoint,
         "dataset": dataset,
@@ -188,9 +211,10 @@ def make_record(
     }
     record = {
         "schema_version": SCHEMA_VERSION,
-        "record_id": record_key(**parts),
+        "record_id": record_key(**parts, corruption=corruption),
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **to_jsonable(parts),
+        "corruption": to_jsonable(dict(corruption)) if corruption is not None else None,
         "metrics": to_jsonable(metrics),
         "ci95": to_jsonable(ci95 or {}),
         "test_outputs": to_jsonable(test_outputs or {}),
@@ -226,8 +250,32 @@ def _check_metric_value(name: str, value: Any, problems: list[str]) -> None:
 _KIND_NAMES = {str: "a string", int: "an integer", Mapping: "an object"}
 
 
+def upgrade_record(obj: Any) -> Any:
+    """A record of an older schema in the current one (a copy; anything else unchanged).
+
+    1 -> 2: ``corruption = None`` (version-1 runs were all on the clean test split; their ids do
+    not change, because a ``None`` corruption is not part of the identity)."""
+    if isinstance(obj, Mapping) and obj.get("schema_version") == 1:
+        return {**obj, "schema_version": 2, "corruption": None}
+    return obj
+
+
+def _check_corruption(value: Any, problems: list[str]) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        problems.append("corruption must be null or an object {name, severity, seed}")
+        return
+    if not isinstance(value.get("name"), str):
+        problems.append("corruption.name must be a string")
+    severity = value.get("severity")
+    if not (isinstance(severity, int) and not isinstance(severity, bool) and 1 <= severity <= 5):
+        problems.append(f"corruption.severity must be an integer 1-5, got {severity!r}")
+
+
 def validate_record(obj: Any) -> list[str]:
-    """Problems with ``obj`` as a schema-1 record; an empty list means valid.
+    """Problems with ``obj`` as a schema-2 record; an empty list means valid (upgrade older records
+    with ``upgrade_record`` first).
 
     Hand-written checks (``jsonschema`` is not a dependency): required fields and types, a known
     task, and a ``record_id`` that matches the identifying fields (catches edited files)."""
@@ -252,6 +300,10 @@ def validate_record(obj: Any) -> list[str]:
         "timings": Mapping,
         "versions": Mapping,
     }
+    if "corruption" not in obj:
+        problems.append("missing field 'corruption' (null for the clean test split)")
+    else:
+        _check_corruption(obj["corruption"], problems)
     for key, kind in required.items():
         if key not in obj:
             problems.append(f"missing field {key!r}")
@@ -296,6 +348,7 @@ def validate_record(obj: Any) -> list[str]:
             regime=obj["regime"],
             policy=obj["policy"],
             seed=obj["seed"],
+            corruption=obj["corruption"],
         )
         if obj["record_id"] != expected:
             problems.append("record_id does not match the record's identifying fields (edited by hand?)")
@@ -328,6 +381,7 @@ def _read_record(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"{path}: cannot read ({exc})"
     except json.JSONDecodeError as exc:
         return None, f"{path}: not valid JSON (truncated or corrupt? {exc.msg} at line {exc.lineno})"
+    obj = upgrade_record(obj)
     problems = validate_record(obj)
     if problems:
         return None, f"{path}: not a valid result record: {'; '.join(problems)}"
@@ -386,8 +440,16 @@ def _group_key(record: Mapping[str, Any]) -> str:
             },
             "regime": record["regime"],
             "policy": record["policy"],
+            "corruption": _corruption_label(record.get("corruption")),
         }
     )
+
+
+def _corruption_label(corruption: Mapping[str, Any] | None) -> str | None:
+    """``name:severity`` of a record's corruption, ``None`` for the clean test split."""
+    if not corruption:
+        return None
+    return f"{corruption.get('name')}:{corruption.get('severity')}"
 
 
 def _scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:

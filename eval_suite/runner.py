@@ -1,5 +1,9 @@
 """Run an evaluation: any checkpoint x dataset x protocol x regime x policy x seeds -> result records.
 
+With ``corruption`` set, each seed's fitted model (probe, finetuned network, decoder) also scores
+corrupted copies of the test split (``hfssl.data.corruptions``; validation and training stay
+clean): one extra record per corruption and severity, with ``corruption = {name, severity, seed}``.
+
 ``evaluate(EvalConfig(...))`` returns one record per seed (schema: ``eval_suite/README.md``), each
 written atomically to ``results_dir/<record_id>.json``. A seed whose record id already exists there
 is loaded, not recomputed, so interrupted grids resume where they stopped. ``compare(records,
@@ -25,7 +29,7 @@ import numpy as np
 
 from eval_suite import regimes
 from eval_suite.protocols import PROTOCOLS
-from eval_suite.protocols.base import EvalData, Outcome, Protocol
+from eval_suite.protocols.base import EvalData, Outcome, Protocol, TestVariant
 from hfssl.errors import CheckpointError, ConfigError, DataError
 from hfssl.utils.io import ensure_dir
 from hfssl.utils.logging import get_logger
@@ -67,9 +71,25 @@ class EvalConfig:
     sampler: str = field(default="none", metadata={"help": regimes.SAMPLERS_HELP})
     loss: str = field(default="ce", metadata={"help": "ce, weighted (inverse class frequency) or focal"})
     augment: str = field(
-        default="none", metadata={"help": "none or S1..S6 (the paper's augmentation ladder)"}
+        default="none",
+        metadata={
+            "help": "none, S1..S6 (the paper's augmentation ladder) or corrupt:P (a random corruption of "
+            "the dataset's modality, severity 1-5, with probability P)"
+        },
     )
     mixup: float = field(default=0.0, metadata={"help": "mixup alpha (0 = off)"})
+    corruption: str | None = field(
+        default=None,
+        metadata={
+            "help": "test-time corruption of the TEST split only (validation stays clean): NAME[:SEVERITY] "
+            "(comma-separated; no severity = 1-5) or all (every corruption of the dataset's modality x "
+            "severities 1-5); one fit, one extra record per corruption and severity "
+            "(hfssl.data.corruptions lists them)"
+        },
+    )
+    corruption_seed: int = field(
+        default=0, metadata={"help": "seed of the corruptions' randomness (noise, blur direction, slices)"}
+    )
     preset: str | None = field(
         default="medmnist",
         metadata={"help": "training recipe: medmnist (official: Adam 1e-3, 100 epochs, batch 128) or quick"},
@@ -294,6 +314,10 @@ def _protocol_class(cfg: EvalConfig, task: str | None = None) -> type[Protocol]:
         raise ConfigError(f"unknown protocol {cfg.protocol!r}", f"use one of: {', '.join(PROTOCOLS)}")
     if not cfg.seeds:
         raise ConfigError("no seeds given", "pass e.g. --seeds 0 1 2")
+    if cfg.corruption:  # names, severities and the dataset's modality, before any data is read
+        from hfssl.data.corruptions import parse_corruption
+
+        parse_corruption(cfg.corruption, cfg.dataset)
     if len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"seeds {cfg.seeds} repeat a value", "pass distinct seeds")
     protocol.validate(cfg, task)
@@ -325,6 +349,20 @@ def _resolve_ordinal_head(cfg: EvalConfig, data: EvalData) -> EvalConfig:
     return dataclasses.replace(cfg, ordinal_head=head)
 
 
+def _test_variants(cfg: EvalConfig, data: EvalData) -> list[TestVariant]:
+    """The corrupted test splits of ``cfg.corruption`` (none without it), after checking that the
+    corruptions (and a ``corrupt:P`` augmentation) exist for the dataset's modality and dimensionality."""
+    from hfssl.data.corruptions import modality_of, parse_corruption
+
+    if str(cfg.augment).startswith("corrupt"):
+        modality_of(data.name)  # a dataset without a corruption set cannot take --augment corrupt:P
+    if not cfg.corruption:
+        return []
+    pairs = parse_corruption(cfg.corruption, data.name, data.spatial_dims)
+    modality = modality_of(data.name)
+    return [TestVariant(n, s, int(cfg.corruption_seed), modality, data.dsd["test"]) for n, s in pairs]
+
+
 def _ratio_text(ratio: str | float) -> str:
     return ratio if isinstance(ratio, str) else f"{ratio:g}"
 
@@ -340,11 +378,13 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
     data = _load_data(cfg)
     cfg = _resolve_ordinal_head(cfg, data)
     protocol_class = _protocol_class(cfg, data.task)
+    variants = _test_variants(cfg, data)
     random_init = cfg.random_init or protocol_class.random_init
     device = resolve_device(cfg.device)
     extractor = _load_extractor(cfg.checkpoint, random_init, cfg.seeds[0])
     adapter = _check_fit(extractor, data)
     protocol = protocol_class(cfg)
+    protocol.test_variants = variants
     results_dir = Path(cfg.results_dir)
     regime = {
         "label_fraction": float(cfg.label_fraction),
@@ -363,10 +403,13 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
         rows, counts = protocol.train_rows(data, seed)
         identity = {**shared, "dataset": _dataset_block(data, rows, counts), "seed": seed}
         record_id = record_key(**identity)
+        variant_ids = {v.key: record_key(**identity, corruption=v.block()) for v in variants}
         existing = find_record(results_dir, record_id)
-        if existing is not None:
+        stored = {k: find_record(results_dir, rid) for k, rid in variant_ids.items()}
+        if existing is not None and all(r is not None for r in stored.values()):
             logger.info(f"seed {seed}: record {record_id[:12]} exists in {results_dir}, skipping")
             records.append(existing)
+            records.extend(r for r in stored.values() if r is not None)
             continue
         if protocol.trains_extractor and seed != cfg.seeds[0]:
             extractor = _load_extractor(cfg.checkpoint, random_init, seed)  # the last seed trained it
@@ -385,6 +428,24 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
         write_record(record, results_dir)
         _write_overlays(outcome, results_dir, record["record_id"], data.name)
         records.append(record)
+        for variant in variants:  # the same fitted model on each corrupted test split
+            v_outcome = outcome.variants.get(variant.key)
+            if v_outcome is None:  # pragma: no cover - every protocol scores its test variants
+                raise RuntimeError(f"protocol {protocol.name} returned no outcome for {variant.key}")
+            t_v = time.perf_counter()
+            v_metrics, v_ci95, v_outputs = protocol.score(v_outcome, data, counts, seed)
+            v_record = make_record(
+                **identity,
+                corruption=variant.block(),
+                metrics=v_metrics,
+                ci95=v_ci95,
+                test_outputs=v_outputs,
+                timings={"metrics_s": time.perf_counter() - t_v},
+            )
+            # the fit is the clean record's: name it instead of copying its history
+            v_record["fit"] = {"clean_record_id": record["record_id"]}
+            write_record(v_record, results_dir)
+            records.append(v_record)
     return records
 
 
@@ -440,7 +501,8 @@ def compare(
 def evaluate_with_comparison(
     config: EvalConfig, metric: str | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, dict[str, Any] | None]:
-    """``evaluate(config)``, and when ``config.compare_to`` is set the baseline and the comparison."""
+    """``evaluate(config)``, and when ``config.compare_to`` is set the baseline and the comparison
+    (of the clean test records; corrupted ones are compared by ``eval_suite.robustness``)."""
     records = evaluate(config)
     if not config.compare_to:
         return records, None, None
@@ -449,4 +511,6 @@ def evaluate_with_comparison(
         metric = (
             "dice" if records and records[0]["dataset"]["task"] == "segmentation" else "balanced_accuracy"
         )
-    return records, baseline, compare(records, baseline, metric)
+    clean = [r for r in records if r.get("corruption") is None]
+    clean_baseline = [r for r in baseline if r.get("corruption") is None]
+    return records, baseline, compare(clean, clean_baseline, metric)

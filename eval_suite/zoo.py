@@ -289,14 +289,17 @@ def _evaluate(
 def relabel_records(records: Sequence[dict[str, Any]], spec: str, name: str) -> list[dict[str, Any]]:
     """Copies of ``records`` with checkpoint spec ``spec`` and display name ``name`` and the
     record ids recomputed (the id covers the spec), valid under the record schema."""
-    from eval_suite.results import record_key, validate_record
+    from eval_suite.results import record_key, upgrade_record, validate_record
 
     out = []
     for rec in records:
-        new = copy.deepcopy(rec)
+        new = copy.deepcopy(upgrade_record(rec))
         new["checkpoint"] = {**new["checkpoint"], "spec": spec, "name": name}
         new["record_id"] = record_key(
-            **{k: new[k] for k in ("checkpoint", "dataset", "protocol", "regime", "policy", "seed")}
+            **{
+                k: new[k]
+                for k in ("checkpoint", "dataset", "protocol", "regime", "policy", "seed", "corruption")
+            }
         )
         problems = validate_record(new)
         if problems:  # pragma: no cover - a schema change that relabelling does not follow

@@ -1,6 +1,7 @@
 """The leaderboard: collect evaluation records and model-card results, rank checkpoints per
 dataset × protocol × data regime × policy, and write ``leaderboard.md``, ``leaderboard.csv``, a
-self-contained ``leaderboard.html`` and PNG plots.
+self-contained ``leaderboard.html`` and PNG plots. Records of corrupted test splits
+(``--corruption``) are not ranked; they make the robustness section (``robustness``).
 
     from eval_suite.leaderboard import make_leaderboard
     report = make_leaderboard(["results/", "org/my-ssl-model"], "leaderboard/")
@@ -57,6 +58,12 @@ def make_leaderboard(
     from eval_suite.leaderboard.plots import make_plots
     from eval_suite.leaderboard.render_html import render_html
     from eval_suite.leaderboard.render_md import render_csv, render_markdown
+    from eval_suite.leaderboard.robustness import (
+        robustness_entries,
+        robustness_html,
+        robustness_markdown,
+        robustness_plots,
+    )
     from eval_suite.leaderboard.table import build_leaderboard
     from hfssl.errors import DataError
     from hfssl.utils.io import atomic_path, ensure_dir
@@ -72,11 +79,22 @@ def make_leaderboard(
     out = Path(out_dir)
     ensure_dir(out, "--out folder")
     plot_infos = make_plots(lb, out) if plots else []
+    # corrupted-test records (--corruption): a robustness section + metric-vs-severity plots
+    robust = robustness_entries(
+        collection.records,
+        metric=metric if metric in ("balanced_accuracy", "auc", "accuracy") else "balanced_accuracy",
+    )
+    if plots:
+        plot_infos += robustness_plots(robust, out)
     md, csv_path, html = out / "leaderboard.md", out / "leaderboard.csv", out / "leaderboard.html"
+    page = render_html(lb, plots=plot_infos, title=title)
+    if robust:
+        page = page.replace("</body>", robustness_html(robust) + "\n</body>", 1)
     texts = {
-        md: render_markdown(lb, plots=plot_infos, title=title),
+        md: render_markdown(lb, plots=plot_infos, title=title)
+        + ("\n" + robustness_markdown(robust) if robust else ""),
         csv_path: render_csv(lb),
-        html: render_html(lb, plots=plot_infos, title=title),
+        html: page,
     }
     # all three written to temporary files first: a failure (full disk) leaves none of them half-updated
     with contextlib.ExitStack() as stack:

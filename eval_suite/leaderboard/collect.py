@@ -315,6 +315,8 @@ def _download_card(repo_id: str, *, revision, token, cache_dir) -> str:
 def _runsets_from_records(records: Iterable[dict]) -> list[RunSet]:
     groups: dict[tuple[str, Setting, str], RunSet] = {}
     for record in records:
+        if record.get("corruption"):  # corrupted test splits go to the robustness section, not the ranking
+            continue
         name, ident, baseline = checkpoint_identity(record)
         setting = setting_from_record(record)
         params = params_hash((record.get("protocol") or {}).get("params"))

@@ -44,6 +44,31 @@ class EvalData:
 
 
 @dataclass
+class TestVariant:
+    """A corrupted copy of the test split (``--corruption``), built on demand: the protocol scores
+    it with the model it fitted for the clean test split (train once, test many)."""
+
+    name: str
+    severity: int
+    seed: int
+    modality: str
+    clean: Any  # the clean test split (a ``datasets.Dataset``)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}:{self.severity}"
+
+    def block(self) -> dict[str, Any]:
+        """The record's ``corruption`` field."""
+        return {"name": self.name, "severity": self.severity, "seed": self.seed}
+
+    def dataset(self) -> Any:
+        from hfssl.data.corruptions import corrupt_dataset
+
+        return corrupt_dataset(self.clean, self.name, self.severity, modality=self.modality, seed=self.seed)
+
+
+@dataclass
 class Outcome:
     """What :meth:`Protocol.run` returns: test predictions (classification) or metrics (segmentation).
 
@@ -56,6 +81,7 @@ class Outcome:
     metrics: dict[str, Any] | None = None
     per_image: list[dict[str, float]] | None = None
     examples: dict[str, np.ndarray] | None = None  # test images + predictions for overlay pictures
+    variants: dict[str, Outcome] = field(default_factory=dict)  # TestVariant.key -> its test outcome
 
 
 class Protocol:
@@ -76,6 +102,8 @@ class Protocol:
     def __init__(self, cfg: EvalConfig) -> None:
         self.cfg = cfg
         self.policy = regimes.normalise_policy(cfg.sampler, cfg.loss, cfg.augment, cfg.mixup)
+        # corrupted test splits (set by the runner); ``run`` fills ``Outcome.variants`` for each
+        self.test_variants: list[TestVariant] = []
 
     @classmethod
     def validate(cls, cfg: EvalConfig, task: str | None = None) -> None:
@@ -272,6 +300,33 @@ class FeatureProtocol(ClassificationProtocol):
                 )
                 cache[split] = (feats, labels)
                 hits.append(hit)
+        test_x, blocks = cache["test"][0], [cache["test"][0]]
+        for variant in self.test_variants:
+            extra = {"init_seed": cfg.seeds[0]} if extractor.info.random_init else {}
+            if plan.mixed_precision != "no":
+                extra["precision"] = plan.mixed_precision
+            extra["corruption"] = variant.block()
+            key = cache_key(  # keyed by the clean split + the corruption: a hit skips corrupting
+                extractor,
+                data.dsd["test"],
+                dataset=data.name,
+                split_name="test",
+                image_size=data.image_size,
+                extra=extra,
+            )
+            feats, _, _ = cached_features(
+                extractor,
+                variant.dataset,  # built only on a cache miss
+                cache_dir=cache_dir,
+                key=key,
+                device=device,
+                desc=f"features test {variant.key}",
+                plan=plan,
+                n_rows=len(data.dsd["test"]),
+            )
+            blocks.append(feats)
+        if len(blocks) > 1:  # one fit, scored on the clean and every corrupted test split at once
+            test_x = np.concatenate(blocks)
         features_s = time.perf_counter() - t0
         take = slice(None) if capped else rows
         xtr, ytr = cache["train"][0][take], cache["train"][1][take]
@@ -283,11 +338,17 @@ class FeatureProtocol(ClassificationProtocol):
         y_score, info = self.fit_predict(
             (xtr, ytr),
             cache["validation"],
-            cache["test"][0],
+            test_x,
             task=data.task,
             num_classes=len(data.class_names),
             seed=seed,
         )
+        n_test = len(cache["test"][0])
+        variants = {
+            v.key: Outcome(y_true=cache["test"][1], y_score=y_score[(i + 1) * n_test : (i + 2) * n_test])
+            for i, v in enumerate(self.test_variants)
+        }
+        y_score = y_score[:n_test]
         info.update(
             features_s=features_s,
             train_s=time.perf_counter() - t1,
@@ -295,7 +356,7 @@ class FeatureProtocol(ClassificationProtocol):
             features_cached=all(hits),
             runtime=plan.as_record(),
         )
-        return Outcome(fit=info, y_true=cache["test"][1], y_score=y_score)
+        return Outcome(fit=info, y_true=cache["test"][1], y_score=y_score, variants=variants)
 
 
 # ------------------------------------------------------------------------------ shared helpers

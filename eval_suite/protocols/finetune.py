@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -162,8 +162,13 @@ class Finetune(ClassificationProtocol):
             tune_thresholds=self.cfg.tune_thresholds,
             mixed_precision=self.cfg.mixed_precision,
             channels_last=self.cfg.channels_last,
+            extra_tests=[(v.key, v.dataset) for v in self.test_variants],
+            dataset=data.name,
         )
-        return Outcome(fit=info, y_true=y_true, y_score=y_score)
+        variants = {
+            key: Outcome(y_true=yt, y_score=ys) for key, (yt, ys) in info.pop("variant_scores", {}).items()
+        }
+        return Outcome(fit=info, y_true=y_true, y_score=y_score, variants=variants)
 
 
 class Warmup(Finetune):
@@ -278,8 +283,14 @@ def run_finetune(
     tune_thresholds: bool = True,
     mixed_precision: str = "auto",
     channels_last: bool | None = None,
+    extra_tests: Sequence[tuple[str, Callable[[], Dataset]]] = (),
+    dataset: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Train ``extractor`` + head on ``train``, pick the best ``val`` epoch, score ``test``.
+
+    ``extra_tests``: ``(key, build)`` pairs of further test splits (corrupted copies), scored with
+    the same best-epoch model into ``info["variant_scores"][key] = (y_true, y_score)``.
+    ``dataset`` names the data for ``--augment corrupt:P`` (its modality's corruptions).
 
     Precision and memory format come from hfssl's resolver (``finetune`` purpose: bf16 autocast
     on GPUs and on CPUs with native bf16); ``mixed_precision`` / ``channels_last`` override it.
@@ -317,7 +328,7 @@ def run_finetune(
         batch_size=recipe.batch_size,
         shuffle=sampler is None,
         sampler=sampler,
-        augment=regimes.make_augment(policy["augment"], extractor.spatial_dims, seed),
+        augment=regimes.make_augment(policy["augment"], extractor.spatial_dims, seed, dataset=dataset),
         seed=seed,
         num_workers=num_workers,
         drop_last=n_epoch % recipe.batch_size == 1,  # a batch of one breaks batch norm
@@ -387,6 +398,13 @@ def run_finetune(
         yv, sv = predict(model, val_loader, task, device, ordinal_head=head, plan=plan)
         tuned = tune(sv, yv, num_classes)
         y_score = apply_thresholds(y_score, tuned["thresholds"]).astype(np.float64).reshape(-1, 1)
+    variant_scores = {}
+    for key, build in extra_tests:  # train once, test many: the corrupted test splits
+        loader = make_dataloader(build(), batch_size=256, num_workers=num_workers)
+        yt, ys = predict(model, loader, task, device, ordinal_head=head, plan=plan)
+        if tuned:
+            ys = apply_thresholds(ys, tuned["thresholds"]).astype(np.float64).reshape(-1, 1)
+        variant_scores[key] = (yt, ys)
     info = {
         "best_epoch": best_epoch,
         f"best_val_{select}": best_score,
@@ -397,4 +415,6 @@ def run_finetune(
         **tuned,
         "runtime": plan.as_record(),
     }
+    if variant_scores:
+        info["variant_scores"] = variant_scores
     return y_true, y_score, info

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -100,9 +101,13 @@ class Segmentation(Protocol):
             patches_per_image=cfg.patches_per_image,
             overlap=cfg.sw_overlap,
             device=device,
+            extra_tests=[(v.key, v.dataset) for v in self.test_variants],
         )
         examples = info.pop("test_examples", None)
-        return Outcome(fit=info, metrics=pooled, per_image=per_image, examples=examples)
+        variants = {
+            key: Outcome(metrics=m, per_image=pi) for key, (m, pi) in info.pop("variant_metrics", {}).items()
+        }
+        return Outcome(fit=info, metrics=pooled, per_image=per_image, examples=examples, variants=variants)
 
     def score(
         self, outcome: Outcome, data: EvalData, counts: list[int], seed: int
@@ -263,8 +268,12 @@ def run_segmentation(
     patches_per_image: int = 32,
     overlap: float = 0.5,
     device: str = "cpu",
+    extra_tests: Sequence[tuple[str, Callable[[], Dataset]]] = (),
 ) -> tuple[dict[str, float], list[dict[str, float]], dict[str, Any]]:
     """Train on random patches of ``train``, pick the best validation-Dice epoch, score ``test``.
+
+    ``extra_tests``: ``(key, build)`` pairs of corrupted test splits, scored by the same model into
+    ``info["variant_metrics"][key] = (pooled, per_image)``.
 
     Returns ``(pooled_metrics, per_image_metrics, info)``; ``info["test_examples"]`` holds the first
     :data:`OVERLAY_IMAGES` test images with their masks, FOVs and predictions (for overlay plots).
@@ -294,7 +303,7 @@ def run_segmentation(
             "pass a smaller --patch-size",
         )
     model = SegmentationModel.build(extractor, skip_connections, decoder_channels).to(device)
-    augment = regimes.make_augment(policy["augment"], 2, seed)
+    augment = regimes.make_augment(policy["augment"], 2, seed, dataset="drive")
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     milestones = sorted({max(1, round(f * recipe.epochs)) for f in recipe.milestones})
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=recipe.gamma)
@@ -337,6 +346,10 @@ def run_segmentation(
         model.load_state_dict(best_state)
     t1 = time.perf_counter()
     pooled, per_image, preds = evaluate_images(model, data["test"], patch_size, overlap, device)
+    variant_metrics = {}
+    for key, build in extra_tests:  # train once, test many: the corrupted test splits
+        v_pooled, v_per_image, _ = evaluate_images(model, _split_arrays(build()), patch_size, overlap, device)
+        variant_metrics[key] = (v_pooled, v_per_image)
     info = {
         "best_epoch": best_epoch,
         "best_val_dice": best_score,
@@ -352,4 +365,6 @@ def run_segmentation(
             "pred": preds[:OVERLAY_IMAGES],
         },
     }
+    if variant_metrics:
+        info["variant_metrics"] = variant_metrics
     return pooled, per_image, info

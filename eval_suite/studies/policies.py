@@ -39,6 +39,9 @@ POLICIES: dict[str, dict[str, Any]] = {
     "weighted-loss": {"loss": "weighted"},
     "focal-loss": {"loss": "focal"},
     **{f"augment-{s}": {"augment": s} for s in ("S1", "S2", "S3", "S4", "S5", "S6")},
+    # the modality's test-time corruptions as training augmentation (hfssl.data.corruptions): does
+    # corruption augmentation stack with SSL pretraining?
+    "augment-corrupt": {"augment": "corrupt:0.5"},
     "mixup": {"mixup": 0.2},
 }
 SMOKE_POLICIES = (

@@ -63,6 +63,10 @@ _LAZY: dict[str, str] = {
     "make_dataloader": "hfssl.data.torch_data",
     "arrow_to_numpy": "hfssl.data.torch_data",
     "image_layout": "hfssl.data.torch_data",
+    "apply_corruption": "hfssl.data.corruptions",
+    "corrupt_dataset": "hfssl.data.corruptions",
+    "corruptions_for": "hfssl.data.corruptions",
+    "RandomCorruption": "hfssl.data.corruptions",
     # --- end ----------------------------------------------------------------------------------------
 }
 

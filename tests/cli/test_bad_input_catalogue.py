@@ -728,6 +728,33 @@ ROWS = [
     Row(
         "evaluate-missing-checkpoint", (*EV, "--checkpoint", "{tmp}/nope", "--results-dir", "{tmp}/r"), "nope"
     ),
+    # -- corruption robustness (--corruption, --augment corrupt:P)
+    Row(
+        "evaluate-unknown-corruption",
+        (*EV, "--checkpoint", "{ck}", "--corruption", "fog", "--results-dir", "{tmp}/r"),
+        "unknown corruption 'fog' (fix: use all, or NAME[:SEVERITY] with NAME one of: speckle_noise",
+    ),
+    Row(
+        "evaluate-corruption-severity",
+        (*EV, "--checkpoint", "{ck}", "--corruption", "speckle_noise:6", "--results-dir", "{tmp}/r"),
+        "severity '6' of corruption 'speckle_noise' is not 1-5",
+    ),
+    Row(
+        "evaluate-corruption-other-modality",
+        (*EV, "--checkpoint", "{ck}", "--corruption", "defocus_blur", "--results-dir", "{tmp}/r"),
+        "corruption 'defocus_blur' does not exist for breastmnist (ultrasound, 2D) (fix: use all, or one of: "
+        "speckle_noise, motion_blur",
+    ),
+    Row(
+        "evaluate-corruption-3d-only",
+        (*EV, "--checkpoint", "{ck}", "--corruption", "slice_dropout:2", "--results-dir", "{tmp}/r"),
+        "corruption 'slice_dropout' does not exist for breastmnist (ultrasound, 2D)",
+    ),
+    Row(
+        "evaluate-augment-corrupt-probability",
+        (*EV, "--checkpoint", "{ck}", "--augment", "corrupt:2", "--results-dir", "{tmp}/r"),
+        "corruption augmentation probability '2' is not in (0, 1]",
+    ),
     Row(
         "leaderboard-flag-type",
         ("leaderboard", "{tmp}", "--n-resamples", "many"),

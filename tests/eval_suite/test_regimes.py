@@ -168,3 +168,18 @@ def test_ordinal_probabilistic_heads_take_weighted_focal_and_mixed_targets():
     assert cumulative_targets(mixed, 3).tolist() == [[0.5, 0.5]]
     cls = regimes.make_loss("weighted", counts, "ordinal", ordinal_head="classification")
     assert isinstance(cls, regimes.SoftTargetLoss) and cls.weights is not None
+
+
+def test_corrupt_augmentation_policy():
+    from eval_suite.regimes import make_augment, normalise_policy
+    from hfssl.data.corruptions import RandomCorruption
+
+    assert normalise_policy("none", "ce", "corrupt:0.50", 0.0)["augment"] == "corrupt:0.5"
+    assert normalise_policy("none", "ce", "corrupt", 0.0)["augment"] == "corrupt:0.5"
+    for bad in ("corrupt:0", "corrupt:1.5", "corrupt:x"):
+        with pytest.raises(ConfigError, match=r"not in \(0, 1\]"):
+            normalise_policy("none", "ce", bad, 0.0)
+    aug = make_augment("corrupt:0.3", 2, seed=0, dataset="breastmnist")
+    assert isinstance(aug, RandomCorruption) and aug.p == 0.3 and aug.modality == "ultrasound"
+    with pytest.raises(ConfigError, match="needs the dataset"):
+        make_augment("corrupt:0.3", 2, seed=0)

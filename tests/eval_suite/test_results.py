@@ -81,7 +81,8 @@ def _record(balanced: float = 0.8, **over) -> dict:
 
 def test_make_record_fills_schema_fields() -> None:
     rec = _record()
-    assert rec["schema_version"] == SCHEMA_VERSION == 1
+    assert rec["schema_version"] == SCHEMA_VERSION == 2
+    assert rec["corruption"] is None
     assert rec["record_id"] == record_key(**_parts())
     assert rec["created_at"].endswith("+00:00")
     assert {"hfssl", "eval_suite", "torch", "transformers", "timm", "scikit-learn", "datasets"} <= set(
@@ -177,7 +178,7 @@ def test_malformed_files_become_messages(tmp_path) -> None:
     assert len(messages) == 6
     assert "truncated.json: not valid JSON" in text
     assert "list.json: not a valid result record: a record must be a JSON object" in text
-    assert "schema_version is 0, expected 1" in text
+    assert "schema_version is 0, expected 2" in text
     assert "record_id does not match" in text
     assert "missing field 'metrics'" in text
     assert "nope: no such file or folder" in text
