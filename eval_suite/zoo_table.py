@@ -461,7 +461,7 @@ def sweep_section(path: Path) -> list[str]:
         return []
     pretext_keys = sorted({k for r in rows for k in r.get("pretext") or {} if k != "loss"})
     header = [
-        "variant", "overrides", "steps", "pretrain min", "loss", *[k.removeprefix("pretext/") for k in pretext_keys],
+        "variant", "overrides", "precision", "steps", "pretrain min", "loss", *[k.removeprefix("pretext/") for k in pretext_keys],
         "linear bal. acc", "Δ linear", "linear AUC", "kNN bal. acc", "Δ kNN",
     ]  # fmt: skip
     lines = [
@@ -478,7 +478,7 @@ def sweep_section(path: Path) -> list[str]:
             or "as built"
         )
         cells = [
-            r["variant"], over, str(r.get("global_step")), _fmt((r.get("pretrain_wall_seconds") or math.nan) / 60, 1),
+            r["variant"], over, str(r.get("precision") or "–"), str(r.get("global_step")), _fmt((r.get("pretrain_wall_seconds") or math.nan) / 60, 1),
             _fmt(pre.get("loss")), *[_fmt(pre.get(k)) for k in pretext_keys],
             _fmt(lin.get("balanced_accuracy")), _fmt_delta(lin.get("delta_balanced_accuracy")), _fmt(lin.get("auc")),
             _fmt(knn.get("balanced_accuracy")), _fmt_delta(knn.get("delta_balanced_accuracy")),

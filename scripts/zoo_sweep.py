@@ -83,6 +83,15 @@ def variant_entry(entry: Any, overrides: dict[str, Any], budget: str = "cpu") ->
     )
 
 
+def _precision(run_dir: Path) -> str | None:
+    """``fp32`` / ``bf16`` ... as the trainer resolved it (``training_args.json``)."""
+    path = run_dir / "training_args.json"
+    if not path.is_file():
+        return None
+    precision = json.loads(path.read_text(encoding="utf-8")).get("mixed_precision")
+    return "fp32" if precision == "no" else precision
+
+
 def run_variant(
     entry: Any, label: str, overrides: dict[str, Any], store: Any, work_root: Path, data_dir: str | None
 ) -> dict[str, Any]:
@@ -121,6 +130,7 @@ def run_variant(
         "global_step": pre.get("global_step"),
         "pretrain_wall_seconds": pre.get("wall_seconds", round(pretrain_seconds, 1)),
         "hardware": pre.get("hardware"),
+        "precision": _precision(work / "pretrain"),
         "pretext": {
             k: v for k, v in (pre.get("last_logs") or {}).items() if k.startswith("pretext/") or k == "loss"
         },
