@@ -337,10 +337,10 @@ def _pretrain_distributed(
     log: Callable[[str], None],
 ) -> None:
     """The entry's pretraining across ``nodes`` x ``gpus`` processes (one per GPU; one per node
-    without GPUs): each node of the job
-    runs ``accelerate launch -m hfssl.pretrain --config CONFIG`` (:func:`eval_suite.launchers.run_accelerate`,
-    the path of the studies' multi-process pretrainings) into the same resumable folder ``out`` (on a
-    file system every node sees); node 0 then writes ``pretrain_done.json`` from the run's files."""
+    without GPUs). Each node of the job runs ``accelerate launch -m hfssl.pretrain --config CONFIG``
+    (:func:`eval_suite.launchers.run_accelerate`, the path of the studies' multi-process pretrainings)
+    into the same resumable folder ``out`` (on a file system every node sees; a resubmitted job resumes
+    from its latest checkpoint); node 0 then writes ``pretrain_done.json`` from the run's files."""
     from eval_suite.launchers import is_main_node, run_accelerate
 
     if (out / PRETRAIN_DONE).is_file():
