@@ -35,8 +35,10 @@ Invariants of the submitit launcher:
   per node; each task starts ``accelerate launch -m hfssl.pretrain`` with the machine rank from
   ``SLURM_NODEID`` and the main process address / port that the sbatch script exports from
   ``SLURM_JOB_NODELIST`` (its first host, via ``scontrol show hostnames``) and ``SLURM_JOB_ID``
-  (:func:`slurm_setup_lines`, :func:`accelerate_argv`). Evaluations are one process on at most
-  one GPU (the evaluation runner is not distributed).
+  (:func:`slurm_setup_lines`, :func:`accelerate_launch_command`, :func:`run_accelerate`); the
+  study's (``CheckpointStore.ensure_distributed``) and the zoo's (``eval_suite.zoo.pretrain_job``)
+  pretraining jobs both take this path. Evaluations and architecture donors are one process on at
+  most one GPU (the evaluation runner is not distributed).
 """
 
 from __future__ import annotations
@@ -314,13 +316,37 @@ def slurm_setup_lines(nodes: int, gpus_per_node: int, python: str | None = None)
     ]
 
 
+def split_global_batch(batch: int, world: int, what: str) -> int:
+    """The per-process batch that keeps ``batch`` the global batch on ``world`` processes (so a
+    multi-process pretraining trains the run its single-process config names), or a one-line error."""
+    if world < 1 or batch % world:
+        raise ConfigError(
+            f"batch size {batch} of {what} does not split over {world} processes",
+            "choose --gpus-per-job / --nodes whose product divides the batch size",
+        )
+    return batch // world
+
+
+def is_main_node() -> bool:
+    """Whether this task is node 0 of its job (``SLURM_NODEID``; true outside Slurm): the node that
+    moves a multi-node pretraining's result into place once every node's ``accelerate launch`` ended."""
+    return os.environ.get("SLURM_NODEID", "0") == "0"
+
+
 def run_accelerate(pretrain_args: Sequence[str], nodes: int, gpus_per_node: int) -> None:
     """Run ``hfssl.pretrain`` under ``accelerate launch`` on this node (the command the sbatch script
     exported, else :func:`accelerate_launch_command` for one machine)."""
     prefix = os.environ.get("HFSSL_ACCELERATE_LAUNCH") or accelerate_launch_command(nodes, gpus_per_node)
     script = f"{prefix} -m hfssl.pretrain {shlex.join(pretrain_args)}"
+    env = dict(os.environ)
+    if nodes == 1 and "HFSSL_MAIN_PROCESS_PORT" not in env:
+        # one machine without the sbatch setup (submitit's local executor): a free port, so that two
+        # multi-process jobs on this machine do not both take accelerate's default 29500
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            env["HFSSL_MAIN_PROCESS_PORT"] = str(sock.getsockname()[1])
     logger.info(f"node {os.environ.get('SLURM_NODEID', '0')}: {script}")
-    subprocess.run(["bash", "-c", script], check=True)
+    subprocess.run(["bash", "-c", script], check=True, env=env)
 
 
 # ------------------------------------------------------------------------------------ submitit
@@ -404,11 +430,18 @@ class SubmititLauncher(Launcher):
                 "check --slurm-partition / --slurm-extra against 'sinfo' and your account",
             )
 
-    def _executor(self, state_dir: Path, task: Task) -> Any:
+    def _resources(self, task: Task) -> tuple[int, int, bool]:
+        """(nodes, GPUs per node, through accelerate launch) of ``task``'s job: a multi-process task
+        (a pretraining) gets the options' nodes and GPUs, any other one node and at most one GPU."""
         o = self.options
         multi = task.multi_process and (o.nodes > 1 or o.gpus_per_job > 1)
         gpus = o.gpus_per_job if task.multi_process else min(o.gpus_per_job, 1)
         nodes = o.nodes if task.multi_process else 1
+        return nodes, gpus, multi
+
+    def _executor(self, state_dir: Path, task: Task) -> Any:
+        o = self.options
+        nodes, gpus, multi = self._resources(task)
         executor = self.submitit.AutoExecutor(folder=logs_dir(state_dir) / "%j", cluster=self.cluster)
         params: dict[str, Any] = {
             "name": f"hfssl-{task.kind}",
@@ -538,17 +571,13 @@ class SubmititLauncher(Launcher):
                 room = limit - len(running)
                 if ready and room > 0:
                     batch = ready[:room]
-                    for kind, multi in (
-                        ("pretrain", True),
-                        ("pretrain", False),
-                        ("eval", True),
-                        ("eval", False),
-                    ):
-                        group = [t for t in batch if t.kind == kind and t.multi_process == multi]
-                        if group:  # one job array per kind of resources
-                            for r in self._submit(state_dir, group, ledger):
-                                running[r.task.key] = r
-                                print(f"  submitted {r.task.label} (job {r.job_id})", flush=True)
+                    groups: dict[tuple[str, tuple[int, int, bool]], list[Task]] = {}
+                    for t in sorted(batch, key=lambda t: t.kind != "pretrain"):  # pretrainings first
+                        groups.setdefault((t.kind, self._resources(t)), []).append(t)
+                    for group in groups.values():  # one job array per kind of task and resources
+                        for r in self._submit(state_dir, group, ledger):
+                            running[r.task.key] = r
+                            print(f"  submitted {r.task.label} (job {r.job_id})", flush=True)
                     continue
                 if not running and pending:  # nothing runs and nothing can start: a needs cycle
                     raise RuntimeError(f"tasks can never start: {sorted(pending)}")  # pragma: no cover
@@ -626,6 +655,7 @@ __all__ = [
     "Task",
     "accelerate_launch_command",
     "distributed_world",
+    "is_main_node",
     "job_is_live",
     "ledger_path",
     "log_tail",
@@ -633,4 +663,5 @@ __all__ = [
     "parse_slurm_extra",
     "run_accelerate",
     "slurm_setup_lines",
+    "split_global_batch",
 ]

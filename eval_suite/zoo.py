@@ -19,7 +19,9 @@
 * **On a cluster** (``--launcher submitit``, :func:`build_entries`) every entry's pretraining and
   evaluation cells are jobs of their own, submitted together; the driver finishes each entry whose
   jobs all succeeded exactly as above (same store, same atomic rename). The ledger and job logs are
-  under ``STORE/<budget>/submitit/``.
+  under ``STORE/<budget>/submitit/``. A pretraining job with several GPUs or nodes (``--gpus-per-job`` /
+  ``--nodes``) runs ``accelerate launch`` on every node like a study's (:func:`pretrain_job`), into the
+  same resumable folder, and node 0 writes ``pretrain_done.json``.
 """
 
 from __future__ import annotations
@@ -200,13 +202,12 @@ def build_entry(
     return BuildOutcome(entry.name, "built", seconds)
 
 
-def _pretrain(
-    entry: ZooEntry, budget: str, out: Path, data_dir: str | None, device: str, log: Callable[[str], None]
-) -> dict[str, Any]:
-    done = out / PRETRAIN_DONE
-    if done.is_file():
-        return json.loads(done.read_text(encoding="utf-8"))
-    from hfssl.training import arguments_from_recipe, pretrain_backbone
+def _pretrain_overrides(
+    entry: ZooEntry, budget: str, out: Path, data_dir: str | None, device: str
+) -> tuple[dict[str, Any], bool]:
+    """The recipe overrides of an entry's pretraining into ``out`` (its budget, periodic checkpoints,
+    resume from the latest one when a killed build left one) and whether it resumes."""
+    from hfssl.training import CheckpointManager
     from hfssl.utils.logging import progress_disabled
 
     overrides = entry.overrides(budget)
@@ -225,33 +226,185 @@ def _pretrain(
     )
     if data_dir is not None:
         overrides["data_dir"] = data_dir
-    from hfssl.training import CheckpointManager
-
     # the trainer's own checkpoint lookup (OUTPUT_DIR/checkpoints/latest, else the newest complete one)
     resumed = CheckpointManager(out).latest() is not None
     if resumed:
         overrides["resume_from"] = "latest"
     elif out.exists():
         overrides["overwrite_output_dir"] = True  # a kill before the first checkpoint: start again
-    model_args, data_args, args = arguments_from_recipe(entry.recipe_path(), overrides)
-    log(f"  pretraining {entry.name}: {entry.method} on {entry.dataset} {entry.image_size}px, {steps} steps")
-    t0 = time.perf_counter()
-    result = pretrain_backbone(model_args, data_args, args)
-    wall = time.perf_counter() - t0
+    return overrides, resumed
+
+
+def _write_pretrain_done(
+    entry: ZooEntry,
+    budget: str,
+    out: Path,
+    *,
+    global_step: int,
+    wall: float,
+    resumed: bool,
+    last_logs: dict[str, Any],
+    evaluations: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """``pretrain_done.json``: the finished pretraining as the card and MODEL_ZOO.md report it."""
     training_args = _read_json(out / "training_args.json")
     info = {
-        "global_step": result.global_step,
+        "global_step": global_step,
         "wall_seconds": round(wall, 1),  # of the last (possibly resumed) session
         "resumed": resumed,
         "train_runtime": training_args.get("train_runtime"),
         "hardware": training_args.get("hardware"),
-        "last_logs": result.last_logs,
-        "knn_monitor": result.evaluations,
+        "last_logs": last_logs,
+        "knn_monitor": evaluations,
         "recipe": entry.recipe,
         "overrides": {k: v for k, v in entry.overrides(budget).items()},
     }
-    write_json_atomic(done, info)
+    write_json_atomic(out / PRETRAIN_DONE, info)
     return info
+
+
+def _pretrain(
+    entry: ZooEntry, budget: str, out: Path, data_dir: str | None, device: str, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """The entry's pretraining in this process (resumable, see the module docstring); its
+    ``pretrain_done.json`` (read back when an earlier build or job finished it)."""
+    done = out / PRETRAIN_DONE
+    if done.is_file():
+        return json.loads(done.read_text(encoding="utf-8"))
+    from hfssl.training import arguments_from_recipe, pretrain_backbone
+
+    overrides, resumed = _pretrain_overrides(entry, budget, out, data_dir, device)
+    model_args, data_args, args = arguments_from_recipe(entry.recipe_path(), overrides)
+    steps = int(overrides.get("max_steps") or 0)
+    log(f"  pretraining {entry.name}: {entry.method} on {entry.dataset} {entry.image_size}px, {steps} steps")
+    t0 = time.perf_counter()
+    result = pretrain_backbone(model_args, data_args, args)
+    return _write_pretrain_done(
+        entry,
+        budget,
+        out,
+        global_step=result.global_step,
+        wall=time.perf_counter() - t0,
+        resumed=resumed,
+        last_logs=result.last_logs,
+        evaluations=result.evaluations,
+    )
+
+
+def distributed_config(
+    entry: ZooEntry,
+    budget: str,
+    out: Path,
+    data_dir: str | None,
+    device: str,
+    world: int,
+    *,
+    sync_batchnorm: bool = True,
+) -> tuple[dict[str, Any], bool]:
+    """The ``--config`` values of the entry's pretraining on ``world`` processes, and whether it
+    resumes: the recipe with the same overrides as :func:`_pretrain`, the per-device batch divided by
+    ``world`` (the global batch, learning rate and steps stay the recipe's, as in
+    ``scripts/slurm_pretrain.sbatch``) and, on GPUs (``sync_batchnorm``; DDP refuses it on CPU
+    modules), synchronised BatchNorm, so that the checkpoint is the one a single process would train.
+    A batch that does not split is a one-line error."""
+    from eval_suite.launchers import split_global_batch
+    from hfssl.training import arguments_from_recipe
+    from hfssl.utils.args import _load_config_file
+
+    overrides, resumed = _pretrain_overrides(entry, budget, out, data_dir, device)
+    if not resumed:
+        # every node decides alike even when another node already created the folder
+        overrides["overwrite_output_dir"] = True
+    _, _, args = arguments_from_recipe(entry.recipe_path(), overrides)  # validates the names, as _pretrain
+    values = _load_config_file(str(entry.recipe_path()))
+    values.update({str(k).replace("-", "_"): v for k, v in overrides.items()})  # as arguments_from_recipe
+    values["per_device_train_batch_size"] = split_global_batch(
+        int(args.per_device_train_batch_size), world, f"zoo entry {entry.name}"
+    )
+    if sync_batchnorm:
+        values["sync_batchnorm"] = True
+    return values, resumed
+
+
+def _pretrain_distributed(
+    entry: ZooEntry,
+    budget: str,
+    out: Path,
+    data_dir: str | None,
+    device: str,
+    nodes: int,
+    gpus: int,
+    log: Callable[[str], None],
+) -> None:
+    """The entry's pretraining across ``nodes`` x ``gpus`` processes (one per GPU; one per node
+    without GPUs). Each node of the job runs ``accelerate launch -m hfssl.pretrain --config CONFIG``
+    (:func:`eval_suite.launchers.run_accelerate`, the path of the studies' multi-process pretrainings)
+    into the same resumable folder ``out`` (on a file system every node sees; a resubmitted job resumes
+    from its latest checkpoint); node 0 then writes ``pretrain_done.json`` from the run's files."""
+    from eval_suite.launchers import is_main_node, run_accelerate
+
+    if (out / PRETRAIN_DONE).is_file():
+        return
+    gpus_per_node = max(gpus, 1)
+    world = nodes * gpus_per_node
+    values, resumed = distributed_config(
+        entry,
+        budget,
+        out,
+        data_dir,
+        device,
+        world,
+        sync_batchnorm=device != "cpu" and gpus > 0 and _has_cuda(),
+    )
+    node = os.environ.get("SLURM_NODEID", "0")
+    config = out.parent / f"pretrain_config-{world}p-node{node}.json"  # outside OUTPUT_DIR: not an output
+    write_json_atomic(config, values)
+    steps = int(values.get("max_steps") or 0)
+    log(
+        f"  pretraining {entry.name}: {entry.method} on {entry.dataset} {entry.image_size}px, {steps} steps, "
+        f"{nodes} node(s) x {gpus_per_node} process(es)"
+    )
+    t0 = time.perf_counter()
+    run_accelerate(["--config", str(config)], nodes, gpus_per_node)
+    if not is_main_node():
+        return
+    logs, evaluations = _metrics_records(out)
+    _write_pretrain_done(
+        entry,
+        budget,
+        out,
+        global_step=int(logs.get("step") or 0),
+        wall=time.perf_counter() - t0,
+        resumed=resumed,
+        last_logs=logs,
+        evaluations=evaluations,
+    )
+
+
+def _has_cuda() -> bool:
+    """Whether this node's processes will train on GPUs (a CPU-only node refuses synchronised BatchNorm)."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _metrics_records(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """From a finished run's ``metrics.jsonl``: the last training log (it has a ``loss``; the trainer
+    logs at the last step) and the kNN monitor's records (the others)."""
+    logs: dict[str, Any] = {}
+    evaluations: list[dict[str, Any]] = []
+    try:
+        lines = (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if "loss" in record:
+                logs = record
+            else:
+                evaluations.append(record)
+    return logs, evaluations
 
 
 def _evaluate(
@@ -395,8 +548,31 @@ def export_records(store: ZooStore, name: str, budget: str, out: str | os.PathLi
 
 # ----------------------------------------------------------------------------- cluster builds
 def pretrain_job(entry: ZooEntry, budget: str, out: str, data_dir: str | None, device: str) -> None:
-    """A zoo entry's pretraining as a job of its own (``hfssl zoo build --launcher submitit``)."""
-    _pretrain(entry, budget, Path(out), data_dir, device, lambda msg: print(msg, flush=True))
+    """A zoo entry's pretraining as a job of its own (``hfssl zoo build --launcher submitit``): in the
+    job's process, or, in a job with several GPUs or nodes (``--gpus-per-job`` / ``--nodes``), under
+    ``accelerate launch`` on every node, like a study's pretraining (:func:`_pretrain_distributed`)."""
+    from eval_suite.launchers import distributed_world
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    nodes, gpus = distributed_world()
+    if nodes * max(gpus, 1) > 1:
+        _pretrain_distributed(entry, budget, Path(out), data_dir, device, nodes, gpus, log)
+    else:
+        _pretrain(entry, budget, Path(out), data_dir, device, log)
+
+
+def check_distributed(entry: ZooEntry, budget: str, world: int) -> None:
+    """Refuse, before anything is submitted, an entry whose batch does not split over ``world``
+    processes (one line naming the fix); a no-op for one process."""
+    if world <= 1:
+        return
+    from eval_suite.launchers import split_global_batch
+    from hfssl.training import arguments_from_recipe
+
+    _, _, args = arguments_from_recipe(entry.recipe_path(), entry.overrides(budget))
+    split_global_batch(int(args.per_device_train_batch_size), world, f"zoo entry {entry.name}")
 
 
 def entry_tasks(
@@ -417,6 +593,7 @@ def entry_tasks(
             label=f"{entry.name}:pretrain",
             fn=functools.partial(pretrain_job, entry, budget, str(pretrain_dir), data_dir, device),
             is_done=(pretrain_dir / PRETRAIN_DONE).is_file,
+            multi_process=True,  # --gpus-per-job / --nodes > 1: accelerate launch (pretrain_job)
         )
     ]
     cells = entry_cells(entry, budget, checkpoint=str(pretrain_dir / "backbone"))
@@ -464,6 +641,11 @@ def build_entries(
 
     store = store or ZooStore()
     manifest = manifest or load_manifest()
+    options = getattr(launcher, "options", None)
+    world = options.nodes * max(options.gpus_per_job, 1) if options is not None else 1
+    for entry in entries:  # before anything is submitted: a batch that cannot split stops the build
+        if not store.is_built(entry.name, budget):
+            check_distributed(entry, budget, world)
     outcomes: list[BuildOutcome] = []
     failed: dict[str, str] = {}
     todo = list(entries)

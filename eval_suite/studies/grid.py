@@ -226,16 +226,14 @@ class CheckpointStore:
         """``hfssl.pretrain`` options that reproduce :meth:`ensure`'s pretraining of ``spec`` on
         ``world`` processes: the per-device batch is ``batch_size // world``, so the global batch
         (and hence the run the store key names) stays the spec's."""
-        if spec.batch_size % world:
-            raise ConfigError(
-                f"batch size {spec.batch_size} of {spec.method} does not split over {world} processes",
-                "choose --gpus-per-job / --nodes whose product divides the batch size",
-            )
+        from eval_suite.launchers import split_global_batch
+
+        per_device = split_global_batch(spec.batch_size, world, spec.method)
         argv = [
             "--method", spec.method, "--backbone", spec.backbone,
             "--dataset", spec.dataset, "--image-size", str(spec.image_size),
             "--output-dir", output_dir, "--max-steps", str(spec.max_steps),
-            "--per-device-train-batch-size", str(spec.batch_size // world),
+            "--per-device-train-batch-size", str(per_device),
             "--learning-rate", repr(spec.learning_rate), "--seed", str(spec.seed),
             "--eval-strategy", "no", "--save-strategy", "no", "--report-to", "none",
             "--logging-steps", str(max(1, spec.max_steps // 10)),
@@ -256,18 +254,17 @@ class CheckpointStore:
         ``accelerate launch -m hfssl.pretrain`` (:func:`eval_suite.launchers.run_accelerate`) into
         one temp folder named by the Slurm job (the store must be on a shared file system); node 0
         then moves the result into place like :meth:`ensure`."""
-        from eval_suite.launchers import run_accelerate
+        from eval_suite.launchers import is_main_node, run_accelerate
 
         if self.has(spec):
             return self.backbone_dir(spec)
         final = self.folder(spec)
         job = os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID") or str(os.getpid())
         tmp = self.root / f".tmp-{final.name}-job{job}"
-        rank0 = os.environ.get("SLURM_NODEID", "0") == "0"
         tmp.parent.mkdir(parents=True, exist_ok=True)
         argv = self.pretrain_argv(spec, str(tmp), data_dir=data_dir, world=nodes * gpus_per_node)
         run_accelerate(argv, nodes, gpus_per_node)
-        if not rank0:
+        if not is_main_node():
             return self.backbone_dir(spec)
         try:
             shutil.rmtree(tmp / "pretext_model", ignore_errors=True)
@@ -513,7 +510,10 @@ def grid_tasks(
                             pretrain_task, spec, str(store.root), str(out), data_dir, device
                         ),
                         is_done=functools.partial(store.has, spec),
-                        multi_process=True,
+                        # an architecture donor (one step, batch 8) only fixes the architecture of
+                        # scratch / random-init cells: one process, whatever the job size (its batch
+                        # would not split over 16 processes, and it needs no more)
+                        multi_process=not cell.is_scratch,
                     )
                 )
         marker = out / "cells" / cell.marker_name()

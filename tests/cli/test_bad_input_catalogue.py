@@ -850,6 +850,23 @@ ROWS = [
         patch=no_submitit,
     ),
     Row(
+        "zoo-batch-does-not-split-over-the-job",
+        (
+            "zoo",
+            "build",
+            "simclr-resnet18-breastmnist28",
+            "--store",
+            "{tmp}/store",
+            "--launcher",
+            "submitit",
+            "--submitit-cluster",
+            "local",
+            "--gpus-per-job",
+            "3",
+        ),
+        "batch size 128 of zoo entry simclr-resnet18-breastmnist28 does not split over 3 processes",
+    ),
+    Row(
         "zoo-status-with-launcher",
         ("zoo", "status", "--launcher", "submitit"),
         "only applies to 'hfssl zoo build'",

@@ -39,8 +39,12 @@ def test_zoo_options_make_the_same_launcher():
     launcher = _launcher(_parser().parse_args(["build", "rot-tiny", *ARGV]))
     assert launcher.options == _expected()
     assert _launcher(_parser().parse_args(["build", "rot-tiny"])) is None  # in-process, entry by entry
-    with pytest.raises(ConfigError, match="one GPU per job"):
-        _launcher(_parser().parse_args(["build", "--all", *ARGV, "--nodes", "2"]))
+    # several GPUs / nodes per pretraining job: accepted (accelerate launch, tests/zoo/test_zoo_multinode.py);
+    # several nodes need Slurm, which the launcher's check says before anything is written
+    multi = _launcher(_parser().parse_args(["build", "--all", *ARGV, "--gpus-per-job", "8", "--nodes", "2"]))
+    assert (multi.options.nodes, multi.options.gpus_per_job) == (2, 8)
+    with pytest.raises(ConfigError, match="--nodes 2 needs Slurm"):
+        multi.check()
 
 
 def test_bad_values_are_refused():

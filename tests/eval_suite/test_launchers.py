@@ -2,10 +2,12 @@
 Slurm) gives the same REPORT.md as ``--launcher local``; a killed job is the only one re-run; nothing is
 submitted twice; the multi-node sbatch script is checked as text.
 
-Time budget: the default tests here share one module fixture (one local run, one submitit run with a
-kill, one re-run: three evaluation jobs, each a fresh Python importing torch) and take 45-55 s on the
-loaded 2-core development CPU; a submitit run that also pretrains through jobs (about 70 s) and a
-two-process ``accelerate launch`` pretraining (about 30 s) are ``slow``.
+Time budget: the default tests here share one module fixture: the smoke preset end to end through
+submitit (two pretraining jobs, then two evaluation jobs of which one is killed; 32 s), the re-run (one
+evaluation job; 13 s), then ``--launcher local`` on the same checkpoint store (evaluations only, in this
+process; 6 s): 51-58 s in all on the 2-core development CPU at a load average of 9-10 (each job is a
+fresh Python importing torch). ``slow``: a local run pretraining into a store of its own gives the same
+report (about 2 s after the fixture), and a two-process ``accelerate launch`` pretraining (about 30 s).
 """
 
 from __future__ import annotations
@@ -98,9 +100,10 @@ def _status(out: Path, capsys) -> str:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, data_dir):
-    """One local run, one submitit run (local executor) in which one evaluation job is killed, and the
-    re-run of the same command. Both runs share the checkpoint store (the store's point: one
-    pretraining per spec), so the submitit runs submit evaluation jobs only."""
+    """The smoke preset end to end through submitit's local executor, with a checkpoint store of its
+    own: its two pretrainings and two evaluations are jobs, and one evaluation job is killed; then the
+    re-run of the same command; then ``--launcher local`` on the same store (the store's point: one
+    pretraining per spec), which therefore only evaluates, in this process."""
     from eval_suite.studies import run_study
     from eval_suite.studies.base import STUDY_PRESETS
 
@@ -109,9 +112,6 @@ def runs(tmp_path_factory, data_dir):
     common = {"preset": "smoke", "datasets": ["breastmnist"], "checkpoint_store": store, "plots": False}
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(STUDY_PRESETS, "smoke", tiny_smoke())
-        t0 = time.perf_counter()
-        local = run_study(STUDY, out_dir=root / "local", cache_dir=str(root / "cache-l"), **common)
-        t_local = time.perf_counter() - t0
         sub = root / "submitit"
         options = ClusterOptions(cluster="local", max_parallel=2, poll_s=0.2)
         found: dict = {}
@@ -144,8 +144,14 @@ def runs(tmp_path_factory, data_dir):
             **common,
         )
         t_again = time.perf_counter() - t0
+        checkpoints = {p.name: p.stat().st_mtime_ns for p in store.iterdir()}
+        t0 = time.perf_counter()
+        local = run_study(STUDY, out_dir=root / "local", cache_dir=str(root / "cache-l"), **common)
+        t_local = time.perf_counter() - t0
     return {
         "root": root,
+        "store": store,
+        "checkpoints": checkpoints,
         "local": local,
         "sub": sub,
         "failed": failed.value,
@@ -154,7 +160,7 @@ def runs(tmp_path_factory, data_dir):
         "mtimes": mtimes,
         "markers": markers,
         "again": again,
-        "times": (t_local, t_first, t_again),
+        "times": (t_first, t_again, t_local),
     }
 
 
@@ -171,11 +177,14 @@ def test_submitit_report_equals_local_report(runs):
     # same records, bit for bit (the record id covers checkpoint, data, protocol and seed)
     local_ids = sorted(p.name for p in (runs["root"] / "local" / "results").glob("*.json"))
     assert sorted(p.name for p in (runs["sub"] / "results").glob("*.json")) == local_ids
+    # the local run evaluated the checkpoints the submitit jobs pretrained: none written again
+    assert {p.name: p.stat().st_mtime_ns for p in runs["store"].iterdir()} == runs["checkpoints"]
+    assert len(runs["checkpoints"]) == 2  # rot, and the architecture donor of the scratch cell
 
 
 def test_killed_job_fails_alone_and_the_rerun_finishes_only_it(runs):
     assert runs["killed_job"], "the killer never saw the job"
-    assert "1 of 2 jobs" in str(runs["failed"]) and KILLED in str(runs["failed"])
+    assert "1 of 4 jobs" in str(runs["failed"]) and KILLED in str(runs["failed"])
     # after the kill: the other cell finished, the killed one did not
     assert len(runs["markers"]) == 1 and runs["markers"][0].startswith("breastmnist_scratch")
     again = runs["again"].grid
@@ -186,17 +195,19 @@ def test_killed_job_fails_alone_and_the_rerun_finishes_only_it(runs):
         for n, m in ((p.name, p.stat().st_mtime_ns) for p in (runs["sub"] / "results").glob("*.json"))
         if n in runs["mtimes"]
     } == runs["mtimes"]
-    # the ledger: each cell submitted once per run that lacked it; the killed job recorded as failed
+    # the ledger: the first run pretrains in jobs, then evaluates once each checkpoint exists; the
+    # re-run submits only the killed cell (its checkpoint is in the store); nothing is submitted twice
+    first = [e for e in runs["ledger_after_kill"] if e["state"] == "submitted"]
+    assert [e["kind"] for e in first] == ["pretrain", "pretrain", "eval", "eval"]
     events = Ledger(ledger_path(runs["sub"])).events()
-    submitted = [e["label"].split(":", 1)[1] for e in events if e["state"] == "submitted"]
-    assert sorted(submitted) == sorted(["breastmnist/scratch", KILLED, KILLED])
-    assert all(
-        e["kind"] == "eval" for e in events if e["state"] == "submitted"
-    )  # store shared: no pretraining
+    rerun = [e for e in events[len(runs["ledger_after_kill"]) :] if e["state"] == "submitted"]
+    assert [(e["kind"], e["label"].split(":", 1)[1]) for e in rerun] == [("eval", KILLED)]
+    evals = [e["label"].split(":", 1)[1] for e in events if e["state"] == "submitted" and e["kind"] == "eval"]
+    assert sorted(evals) == sorted(["breastmnist/scratch", KILLED, KILLED])
     failed = [e for e in events if e["state"] == "failed"]
     assert len(failed) == 1 and failed[0]["job_id"] == runs["killed_job"]
     done = [e for e in events if e["state"] == "done"]
-    assert len(done) == 2 and all(e["seconds"] > 0 for e in done)
+    assert len(done) == 4 and all(e["seconds"] > 0 for e in done)  # 2 pretrainings, 2 evaluations
     log = [json.loads(line) for line in (runs["sub"] / "run_log.jsonl").read_text().splitlines()]
     last = log[-1]["run"]
     assert {e["cell"]: e["event"] for e in log if e["run"] == last} == {
@@ -356,24 +367,20 @@ def test_pretrain_argv_keeps_the_global_batch(tmp_path):
 
 
 @pytest.mark.slow
-def test_submitit_pretrains_through_jobs_too(runs, tmp_path):
-    """With a store of its own the submitit run also pretrains in jobs (one per checkpoint, before the
-    evaluations that need it), and the report still equals the local one."""
+def test_a_local_run_with_its_own_store_gives_the_same_report(runs, tmp_path):
+    """``--launcher local`` pretraining in this process (a store of its own) and the submitit run whose
+    jobs pretrained: the same REPORT.md (the pretraining is deterministic whoever runs it)."""
     from eval_suite.studies import run_study
     from eval_suite.studies.base import STUDY_PRESETS
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(STUDY_PRESETS, "smoke", tiny_smoke())
-        options = ClusterOptions(cluster="local", max_parallel=2, poll_s=0.2)
         run_study(
-            STUDY, preset="smoke", out_dir=tmp_path / "s", datasets=["breastmnist"], checkpoint_store=tmp_path / "store",
-            cache_dir=str(tmp_path / "c"), plots=False, launcher=make_launcher("submitit", options),
+            STUDY, preset="smoke", out_dir=tmp_path / "l", datasets=["breastmnist"], checkpoint_store=tmp_path / "store",
+            cache_dir=str(tmp_path / "c"), plots=False,
         )  # fmt: skip
-    events = Ledger(ledger_path(tmp_path / "s")).events()
-    kinds = [e["kind"] for e in events if e["state"] == "submitted"]
-    assert kinds == ["pretrain", "pretrain", "eval", "eval"]
-    local = (runs["root"] / "local" / "REPORT.md").read_text()
-    assert _without_timing((tmp_path / "s" / "REPORT.md").read_text()) == _without_timing(local)
+    sub = (runs["sub"] / "REPORT.md").read_text()
+    assert _without_timing((tmp_path / "l" / "REPORT.md").read_text()) == _without_timing(sub)
 
 
 @pytest.mark.slow
