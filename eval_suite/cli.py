@@ -16,7 +16,7 @@ from typing import Any
 PROG = "hfssl evaluate"
 DESCRIPTION = (
     "Evaluate a checkpoint (hfssl folder, Hub repo, timm:NAME ...) on a medical dataset with a protocol "
-    "(linear, knn, finetune, warmup, frozen, scratch, segmentation), a data regime (label fraction, "
+    "(linear, knn, finetune, warmup, frozen, scratch, lora, segmentation), a data regime (label fraction, "
     "imbalance ratio) and a policy (sampler, loss, augmentation, mixup), over several seeds."
 )
 EXAMPLES = (
@@ -29,6 +29,10 @@ EXAMPLES = (
     "hfssl evaluate --checkpoint CKPT --protocol finetune --label-fraction 0.1 --preset quick",
     "hfssl evaluate --checkpoint CKPT3D --dataset adrenalmnist3d --protocol warmup --warmup-epochs 10",
     "hfssl evaluate --checkpoint CKPT --dataset drive --protocol segmentation --no-skip-connections",
+    "hfssl evaluate --checkpoint facebook/dinov2-small --input-size auto --protocol linear --seeds 0 1 2",
+    "hfssl evaluate --checkpoint microsoft/rad-dino --input-size auto --protocol lora --lora-rank 8 "
+    "--lr 1e-2 --save-adapter adapters/rad-dino-breast",
+    "hfssl evaluate --checkpoint CKPT --protocol linear --image-size 28 64 128 224",
     "python -m eval_suite --config eval.yaml --seeds 0 1 2 3 4",
 )
 
@@ -60,6 +64,11 @@ def format_table(records: list[dict[str, Any]], comparison: dict[str, Any] | Non
         f"({first['dataset'].get('image_size')}), protocol {first['protocol']['name']}, "
         f"regime {first['regime']}, policy {first['policy']}, seeds {[r['seed'] for r in records]}"
     )
+    if first["dataset"].get("resize", "none") != "none":
+        head += f", input {first['dataset']['input_size']} px ({first['dataset']['resize']})"
+    counts = first.get("parameters")
+    if counts:
+        head += f", trainable parameters {counts['trainable']:,} of {counts['total']:,} ({counts['trainable_percent']:.2f} %)"
     names = [k for k, v in first["metrics"].items() if not isinstance(v, (dict, list))]
     rows = [("metric", "mean ± std", "95% CI (seeds)", "95% CI (test bootstrap)")]
     for name in names:
@@ -150,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from eval_suite.runner import evaluate_with_comparison
 
     records, _baseline, comparison = evaluate_with_comparison(config)
-    print(format_table(records, comparison))
+    by_size: dict[Any, list[dict[str, Any]]] = {}  # a resolution sweep: one table per image size
+    for record in records:
+        by_size.setdefault(str(record["dataset"].get("image_size")), []).append(record)
+    print("\n\n".join(format_table(group, comparison) for group in by_size.values()))
     print(f"\n{len(records)} record(s) in {config.results_dir}")
     return 0
