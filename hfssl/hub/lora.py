@@ -165,6 +165,49 @@ def save_adapter(peft_model: Any, folder: str | os.PathLike, metadata: dict[str,
     return final
 
 
+def render_adapter_card(folder: str | os.PathLike, repo_id: str, *, license: str = "apache-2.0") -> str:
+    """The model card (``model_cards/adapter.md.j2``) of the adapter saved in ``folder``."""
+    import jinja2
+    from huggingface_hub import ModelCardData
+
+    from hfssl.hub.cards import templates_dir
+    from hfssl.hub.remote import check_repo_id
+
+    meta = read_adapter_meta(folder)
+    base = str(meta.get("base_model", ""))
+    try:  # card metadata may name a Hub repo only; a local base model is named in the text
+        base_repo: str | None = (
+            check_repo_id(base.split("@")[0]) if "/" in base and not Path(base).exists() else None
+        )
+    except Exception:  # noqa: BLE001 - not a repo id
+        base_repo = None
+    data = ModelCardData(
+        library_name="peft",
+        license=license,
+        base_model=base_repo,
+        tags=["hfssl", "lora", "peft", "medical-imaging", str(meta.get("dataset", ""))],
+        pipeline_tag="image-classification",
+    )
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), autoescape=False)
+    context = {
+        "card_data": data.to_yaml(),
+        "model_name": repo_id.split("/")[-1],
+        "repo_id": repo_id,
+        "base_model": base,
+        "lora": meta.get("lora", {}),
+        "parameters": meta.get("parameters") or {"trainable": 0, "total": 1},
+        **{k: meta.get(k) for k in ("dataset", "image_size", "input_size", "resize", "class_names", "head")},
+        **{k: meta.get(k) for k in ("num_outputs", "seed")},
+        "base_content_hash": str(meta.get("base_content_hash") or ""),
+    }
+    return env.get_template("adapter.md.j2").render(**context)
+
+
+def is_adapter_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a saved adapter (peft's ``adapter_config.json``)."""
+    return (Path(folder) / "adapter_config.json").is_file()
+
+
 def read_adapter_meta(folder: str | os.PathLike) -> dict[str, Any]:
     """``hfssl_adapter.json`` of a saved adapter; ``CheckpointError`` when the folder is no adapter."""
     folder = Path(folder)

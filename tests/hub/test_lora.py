@@ -110,3 +110,53 @@ def test_only_adapters_and_head_train_and_the_adapter_reloads(tiny_models, tmp_p
     save_adapter(model, folder, {"base_model": "again"})  # replacing an adapter is atomic too
     assert read_adapter_meta(folder)["base_model"] == "again"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_adapter_pushes_with_its_card_and_loads_back_from_the_hub(hub, tiny_models, tmp_path):
+    from huggingface_hub import ModelCard, snapshot_download
+
+    from hfssl.cli.main import main
+    from hfssl.hub.push import push_adapter
+
+    torch.manual_seed(0)
+    extractor = load_feature_extractor(str(tiny_models["clip"]))
+    targets = find_lora_targets(extractor.backbone, prefix="extractor.backbone.")
+    model = apply_lora(
+        Classifier(extractor), targets, rank=2, modules_to_save=["head"], base_model_name_or_path="org/clip"
+    )
+    meta = {
+        "base_model": "org/clip",
+        "base_content_hash": extractor.info.content_hash,
+        "dataset": "breastmnist",
+        "image_size": 28,
+        "input_size": 32,
+        "resize": "bicubic",
+        "class_names": ["malignant", "normal, benign"],
+        "head": "linear",
+        "num_outputs": 2,
+        "seed": 0,
+        "lora": {"lora_rank": 2, "lora_alpha": 16.0, "lora_targets": "auto"},
+        "parameters": parameter_counts(model),
+    }
+    folder = save_adapter(model, tmp_path / "adapter", meta)
+    assert main(["push", str(folder), "--repo-id", "org/clip-lora"]) == 0
+    files = hub.files("org/clip-lora")
+    assert {"adapter_config.json", "adapter_model.safetensors", "hfssl_adapter.json", "README.md"} <= set(
+        files
+    )
+    card = ModelCard(files["README.md"].decode())
+    assert (
+        card.data.library_name == "peft" and card.data.base_model == "org/clip" and "lora" in card.data.tags
+    )
+    assert (
+        f"{meta['parameters']['trainable']:,} of" in card.text
+        and 'set_input_size(32, "bicubic")' in card.text
+    )
+    again = push_adapter(folder, "org/clip-lora")
+    assert not again.created_commit  # idempotent
+    local = snapshot_download("org/clip-lora")
+    fresh = load_feature_extractor(str(tiny_models["clip"]))
+    reloaded = peft.PeftModel.from_pretrained(Classifier(fresh), local).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(x), model.eval()(x), rtol=0, atol=0)
