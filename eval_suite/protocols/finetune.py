@@ -253,6 +253,15 @@ def predict(
     return torch.cat(labels).numpy().astype(np.int64), torch.cat(scores).numpy().astype(np.float64)
 
 
+def _freeze_norm_statistics(module: torch.nn.Module) -> None:
+    """Batch-norm layers of ``module`` in eval mode: their running statistics stop updating."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    for m in module.modules():
+        if isinstance(m, _BatchNorm):
+            m.eval()
+
+
 def _set_encoder_frozen(model: torch.nn.Module, frozen: bool) -> None:
     for p in model.extractor.parameters():
         p.requires_grad_(not frozen)
@@ -353,6 +362,8 @@ def run_finetune(
         model.train()
         if frozen:
             model.extractor.eval()  # frozen means frozen batch-norm statistics too
+        elif mode == "lora":
+            _freeze_norm_statistics(model.extractor)  # the base model stays as it was, buffers too
         if sampler is not None:
             sampler.set_epoch(epoch)
         total, seen = 0.0, 0

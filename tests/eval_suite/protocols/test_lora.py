@@ -93,5 +93,26 @@ def test_lora_refuses_a_model_without_attention(tmp_path):
     with pytest.raises(ConfigError, match="its linear/conv modules are named"):
         evaluate(_cfg(tmp_path / "cnn", tmp_path, input_size="data"))
     assert not list((tmp_path / "res").glob("*.json"))
-    (record,) = evaluate(_cfg(tmp_path / "cnn", tmp_path, input_size="data", lora_targets="conv"))
+    import eval_suite.protocols.lora as lora_module
+
+    seen = {}
+    original = lora_module.run_finetune
+
+    def spy(extractor, *args, **kwargs):
+        seen["before"] = {k: v.clone() for k, v in extractor.state_dict().items()}
+        out = original(extractor, *args, **kwargs)
+        seen["after"] = {k: v.clone() for k, v in extractor.state_dict().items()}
+        return out
+
+    lora_module.run_finetune = spy
+    try:
+        (record,) = evaluate(_cfg(tmp_path / "cnn", tmp_path, input_size="data", lora_targets="conv"))
+    finally:
+        lora_module.run_finetune = original
     assert 0 < record["parameters"]["trainable_percent"] < 100
+    # the base CNN is untouched by LoRA training: weights and batch-norm running statistics alike
+    base = {k: v for k, v in seen["after"].items() if "lora_" not in k}
+    assert any("running_mean" in k for k in base)
+    for key, value in base.items():
+        name = key.replace(".base_layer", "")
+        torch.testing.assert_close(value, seen["before"][name], rtol=0, atol=0)
