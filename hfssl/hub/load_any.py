@@ -300,6 +300,9 @@ def timm_extractor(model: Any, *, spec: str, content_hash: str, random_init: boo
     in_chans = int(getattr(model, "in_chans", None) or cfg.get("input_size", (3,))[0])
     input_size = cfg.get("input_size")
     image_size = int(input_size[-1]) if input_size else None
+    built = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    if built:  # a ViT built at another size (img_size=28) than its default config says
+        image_size = int(built[-1]) if isinstance(built, (tuple, list)) else int(built)
     mean, std = cfg.get("mean"), cfg.get("std")
     normalisation = None
     if mean is not None and std is not None:
