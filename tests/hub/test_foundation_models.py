@@ -99,6 +99,8 @@ def test_resize_modes_bring_images_to_the_input_size(tiny_models):
 
 
 def test_timm_vit_reports_the_size_it_was_built_at():
-    extractor = load_feature_extractor("timm:vit_tiny_patch16_224?img_size=28&patch_size=7&in_chans=1&depth=1")
+    extractor = load_feature_extractor(
+        "timm:vit_tiny_patch16_224?img_size=28&patch_size=7&in_chans=1&depth=1"
+    )
     assert extractor.image_size == 28 and extractor.info.details["patch_size"] == 7  # not the cfg's 224
     assert extractor.interpolation == "bicubic"  # timm's pretrained_cfg
