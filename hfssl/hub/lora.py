@@ -27,7 +27,7 @@ from typing import Any
 
 from torch import nn
 
-from hfssl.errors import CheckpointError, ConfigError
+from hfssl.errors import CheckpointError, ConfigError, HfsslError
 
 # (query, value) projections per family; a model's attention is recognised by these leaf names
 ATTENTION_NAMES: tuple[str, ...] = ("query", "value", "q_proj", "v_proj", "qkv")
@@ -179,7 +179,7 @@ def render_adapter_card(folder: str | os.PathLike, repo_id: str, *, license: str
         base_repo: str | None = (
             check_repo_id(base.split("@")[0]) if "/" in base and not Path(base).exists() else None
         )
-    except Exception:  # noqa: BLE001 - not a repo id
+    except HfsslError:  # not a repo id
         base_repo = None
     data = ModelCardData(
         library_name="peft",

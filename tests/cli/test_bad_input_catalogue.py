@@ -787,6 +787,11 @@ ROWS = [
         "breastmnist_224.npz",
     ),
     Row(
+        "evaluate-sweep-compare-to",
+        (*EV, "--checkpoint", "{ck}", "--image-size", "28", "64", "--compare-to", "scratch"),
+        "--compare-to pairs seeds of one image size",
+    ),
+    Row(
         "evaluate-image-size-unknown",
         (*EV, "--checkpoint", "{ck}", "--image-size", "28", "100", "--results-dir", "{tmp}/r"),
         "no 100-pixel version",
