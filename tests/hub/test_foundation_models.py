@@ -104,3 +104,29 @@ def test_timm_vit_reports_the_size_it_was_built_at():
     )
     assert extractor.image_size == 28 and extractor.info.details["patch_size"] == 7  # not the cfg's 224
     assert extractor.interpolation == "bicubic"  # timm's pretrained_cfg
+
+
+def test_volumes_resize_trilinear_and_pad_in_three_dimensions():
+    from torch import nn
+
+    from hfssl.hub.feature_extractor import ExtractorInfo, FeatureExtractor
+
+    extractor = FeatureExtractor(
+        nn.Identity(),
+        embed_fn=lambda m, x: x.flatten(1),
+        maps_fn=lambda m, x: [x],
+        in_chans=1,
+        image_size=32,
+        spatial_dims=3,
+        embed_dim=1,
+        feature_channels=[1],
+        normalisation=None,
+        info=ExtractorInfo(spec="volume", source="hfssl", content_hash="x"),
+    )
+    x = torch.rand(2, 1, 28, 28, 28)
+    extractor.set_input_size(32, "bicubic")  # no bicubic for volumes: trilinear
+    assert extractor.prepare(x).shape == (2, 1, 32, 32, 32)
+    extractor.set_input_size(32, "pad")
+    out = extractor.prepare(x)
+    torch.testing.assert_close(out[:, :, 2:30, 2:30, 2:30], x)
+    assert out[:, :, :2].abs().max() == 0
