@@ -16,7 +16,7 @@ from typing import Any
 PROG = "hfssl evaluate"
 DESCRIPTION = (
     "Evaluate a checkpoint (hfssl folder, Hub repo, timm:NAME ...) on a medical dataset with a protocol "
-    "(linear, knn, finetune, warmup, frozen, scratch, segmentation), a data regime (label fraction, "
+    "(linear, knn, finetune, warmup, frozen, scratch, lora, segmentation), a data regime (label fraction, "
     "imbalance ratio) and a policy (sampler, loss, augmentation, mixup), over several seeds."
 )
 EXAMPLES = (
@@ -32,6 +32,10 @@ EXAMPLES = (
     "hfssl evaluate --checkpoint CKPT --protocol linear --corruption all --seeds 0 1 2",
     "hfssl evaluate --checkpoint CKPT --protocol finetune --corruption speckle_noise:3,jpeg_compression",
     "hfssl evaluate --checkpoint CKPT --protocol finetune --augment corrupt:0.5",
+    "hfssl evaluate --checkpoint facebook/dinov2-small --input-size auto --protocol linear --seeds 0 1 2",
+    "hfssl evaluate --checkpoint microsoft/rad-dino --input-size auto --protocol lora --lora-rank 8 "
+    "--lr 1e-2 --save-adapter adapters/rad-dino-breast",
+    "hfssl evaluate --checkpoint CKPT --protocol linear --image-size 28 64 128 224",
     "python -m eval_suite --config eval.yaml --seeds 0 1 2 3 4",
 )
 
@@ -63,6 +67,11 @@ def format_table(records: list[dict[str, Any]], comparison: dict[str, Any] | Non
         f"({first['dataset'].get('image_size')}), protocol {first['protocol']['name']}, "
         f"regime {first['regime']}, policy {first['policy']}, seeds {[r['seed'] for r in records]}"
     )
+    if first["dataset"].get("resize", "none") != "none":
+        head += f", input {first['dataset']['input_size']} px ({first['dataset']['resize']})"
+    counts = first.get("parameters")
+    if counts:
+        head += f", trainable parameters {counts['trainable']:,} of {counts['total']:,} ({counts['trainable_percent']:.2f} %)"
     names = [k for k, v in first["metrics"].items() if not isinstance(v, (dict, list))]
     rows = [("metric", "mean ± std", "95% CI (seeds)", "95% CI (test bootstrap)")]
     for name in names:
@@ -154,7 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     records, baseline, comparison = evaluate_with_comparison(config)
     clean = [r for r in records if not r.get("corruption")]
-    print(format_table(clean, comparison))
+    by_size: dict[Any, list[dict[str, Any]]] = {}  # a resolution sweep: one table per image size
+    for record in clean:
+        by_size.setdefault(str(record["dataset"].get("image_size")), []).append(record)
+    print("\n\n".join(format_table(group, comparison) for group in by_size.values()))
     if len(clean) != len(records):  # --corruption: robustness summary (mCE vs --compare-to's baseline)
         from eval_suite.robustness import format_markdown, summarise
 

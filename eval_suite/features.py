@@ -63,6 +63,8 @@ def cache_key(
         "transform": transform,
         **(extra or {}),
     }
+    if getattr(extractor, "input_size", None) is not None:  # resized input: other features
+        identity["input"] = [extractor.input_size, extractor.resize]
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -54,8 +54,26 @@ class EvalConfig:
         metadata={"help": "checkpoint spec: hfssl checkpoint folder, Hub repo id, timm:NAME, ..."}
     )
     dataset: str = field(default="breastmnist", metadata={"help": "data source: a MedMNIST subset or drive"})
-    image_size: int = field(
-        default=28, metadata={"help": "MedMNIST image size (28, 64, ...); ignored for drive"}
+    image_size: list[int] = field(
+        default_factory=lambda: [28],
+        metadata={
+            "help": "MedMNIST image size(s) (28, 64, 128, 224); several sizes = a resolution sweep of "
+            "the same checkpoint, records per size; ignored for drive"
+        },
+    )
+    input_size: str = field(
+        default="data",
+        metadata={
+            "help": "side the model sees: data (the images as they are), auto (the model's own input "
+            "size, e.g. 224 for DINOv2) or N px"
+        },
+    )
+    resize: str = field(
+        default="auto",
+        metadata={
+            "help": "how images reach --input-size: auto (the model's own interpolation), bilinear, "
+            "bicubic or pad (zero-padding, centred)"
+        },
     )
     protocol: str = field(default="linear", metadata={"help": f"one of: {', '.join(PROTOCOLS)}"})
     seeds: list[int] = field(
@@ -118,6 +136,24 @@ class EvalConfig:
         metadata={"help": "regression ordinal head: tune the grade cut points on validation for QWK"},
     )
     knn_k: int = field(default=20, metadata={"help": "neighbours of the knn protocol"})
+    lora_rank: int = field(default=8, metadata={"help": "lora protocol: adapter rank r"})
+    lora_alpha: float = field(
+        default=16.0, metadata={"help": "lora protocol: scaling alpha (update x alpha/r)"}
+    )
+    lora_dropout: float = field(default=0.0, metadata={"help": "lora protocol: dropout on the adapter input"})
+    lora_targets: str = field(
+        default="auto",
+        metadata={
+            "help": "lora protocol: auto/attention (query+value projections), conv, linear, "
+            "attention+conv, or comma-separated module names"
+        },
+    )
+    save_adapter: str | None = field(
+        default=None,
+        metadata={
+            "help": "lora protocol: write the trained adapter (peft format) here (DIR/seedN for several seeds)"
+        },
+    )
     metrics: list[str] | None = field(default=None, metadata={"help": "metrics to compute (default: all)"})
     skip_connections: bool = field(default=True, metadata={"help": "segmentation: U-Net skip connections"})
     patch_size: int = field(default=64, metadata={"help": "segmentation: training patch / window size"})
@@ -169,7 +205,7 @@ def _load_data(cfg: EvalConfig) -> EvalData:
     if is_drive:
         dsd = load_source("drive", data_dir=cfg.data_dir, validation_size=4, seed=0)
     else:
-        dsd = load_source(cfg.dataset, image_size=cfg.image_size, data_dir=cfg.data_dir)
+        dsd = load_source(cfg.dataset, image_size=_image_sizes(cfg)[0], data_dir=cfg.data_dir)
     desc = describe(dsd)
     task = _TASKS.get(desc.task)
     if task is None or task == "multilabel":
@@ -293,6 +329,123 @@ def _display_name(spec: str, desc: dict[str, Any]) -> str:
     return f"{base} ({'+'.join(methods)})" if methods and "+".join(methods) not in base else base
 
 
+# ---------------------------------------------------------------------------- input size / sweeps
+RESIZE_CHOICES = ("auto", "bilinear", "bicubic", "pad")
+
+
+def _image_sizes(cfg: EvalConfig) -> list[int]:
+    """``cfg.image_size`` as a list of distinct ints (an int or a list is accepted)."""
+    raw = cfg.image_size if isinstance(cfg.image_size, (list, tuple)) else [cfg.image_size]
+    try:
+        sizes = [int(s) for s in raw]
+    except (TypeError, ValueError) as err:
+        raise ConfigError(
+            f"--image-size {raw} is not a list of integers", "pass e.g. --image-size 28 64"
+        ) from err
+    if not sizes:
+        raise ConfigError("no --image-size given", "pass e.g. --image-size 28 or --image-size 28 64")
+    if len(set(sizes)) != len(sizes):
+        raise ConfigError(f"--image-size {sizes} repeats a size", "pass each size once")
+    return sizes
+
+
+def _input_size_option(cfg: EvalConfig) -> int | str:
+    """``data``, ``auto`` or a positive int from ``cfg.input_size``; checks ``cfg.resize`` too."""
+    if str(cfg.resize).strip().lower() not in RESIZE_CHOICES:
+        raise ConfigError(f"unknown --resize {cfg.resize!r}", f"use one of: {', '.join(RESIZE_CHOICES)}")
+    text = str(cfg.input_size).strip().lower()
+    if text in ("data", "auto"):
+        return text
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise ConfigError(
+        f"--input-size {cfg.input_size!r} is not data, auto or a positive number of pixels",
+        "pass data, auto or e.g. 224",
+    )
+
+
+def _check_sizes_available(cfg: EvalConfig, sizes: list[int]) -> None:
+    """Before a sweep computes anything: every size's data file is there (or downloadable)."""
+    from hfssl.data.sources import parse_spec
+
+    kind, name = parse_spec(cfg.dataset)
+    if kind not in ("medmnist", "graded"):
+        raise ConfigError(
+            f"a resolution sweep (--image-size {' '.join(map(str, sizes))}) needs a MedMNIST dataset, not {cfg.dataset}",
+            "pass one --image-size, or a MedMNIST subset as --dataset",
+        )
+    if cfg.compare_to:
+        raise ConfigError(
+            "--compare-to pairs seeds of one image size; a sweep has several",
+            "run --compare-to with one --image-size at a time",
+        )
+    from hfssl.data.medmnist import fetch_medmnist
+
+    for size in sizes:
+        fetch_medmnist(name, size, cfg.data_dir)  # a missing file: one error naming it and where to put it
+
+
+def _side(data: EvalData) -> int:
+    size = data.image_size
+    return int(size if isinstance(size, int) else max(size))
+
+
+def _configure_input(extractor: Any, cfg: EvalConfig, data: EvalData) -> dict[str, Any] | None:
+    """Apply ``--input-size``/``--resize`` to ``extractor``; the resolved ``{input_size, resize}``,
+    or ``None`` for ``data`` (images as they are). Refuses sizes the model cannot take, after a
+    one-image forward pass at that size."""
+    import torch
+
+    option = _input_size_option(cfg)
+    if option == "data":
+        extractor.set_input_size(None)
+        return None
+    spec = extractor.info.spec
+    if data.task == "segmentation":
+        raise ConfigError(
+            "--input-size applies to classification; segmentation works on DRIVE's own pixels",
+            "drop --input-size for --protocol segmentation",
+        )
+    native = extractor.image_size
+    if option == "auto":
+        if native is None:
+            raise ConfigError(
+                f"{spec} declares no input size of its own, so --input-size auto has nothing to use",
+                "pass --input-size N (e.g. 224) or data",
+            )
+        size = int(native)
+    else:
+        size = int(option)
+    patch = extractor.info.details.get("patch_size")
+    valid = f"data, auto ({native} px)" if native else "data"
+    if patch and size % int(patch):
+        raise ConfigError(
+            f"{spec} cannot take {size} px input: its {patch} px patches do not tile it",
+            f"use --input-size {valid} or a multiple of {patch}",
+        )
+    side = _side(data)
+    resize = str(cfg.resize).strip().lower()
+    if resize == "pad" and size < side:
+        raise ConfigError(
+            f"--resize pad cannot fit {side} px images into {size} px",
+            "use a larger --input-size or --resize bilinear",
+        )
+    extractor.set_input_size(size, resize)
+    probe = torch.zeros(1, data.in_chans, *([side] * data.spatial_dims))
+    training = extractor.training
+    try:
+        with torch.no_grad():
+            extractor.eval().embed(probe)
+    except Exception as err:  # the model's own complaint, shortened into the one-line error
+        first = " ".join(str(err).split())[:200]
+        raise ConfigError(
+            f"{spec} cannot take {size} px input ({type(err).__name__}: {first})", f"use --input-size {valid}"
+        ) from err
+    finally:
+        extractor.train(training)
+    return {"input_size": size, "resize": extractor.resize}
+
+
 # ------------------------------------------------------------------------------------- helpers
 def resolve_device(device: str) -> str:
     import torch
@@ -312,6 +465,13 @@ def _protocol_class(cfg: EvalConfig, task: str | None = None) -> type[Protocol]:
     protocol = PROTOCOLS.get(cfg.protocol)
     if protocol is None:
         raise ConfigError(f"unknown protocol {cfg.protocol!r}", f"use one of: {', '.join(PROTOCOLS)}")
+    _image_sizes(cfg)
+    _input_size_option(cfg)
+    if cfg.save_adapter and cfg.protocol != "lora":
+        raise ConfigError(
+            f"--save-adapter needs --protocol lora (got {cfg.protocol})",
+            "drop --save-adapter or use --protocol lora",
+        )
     if not cfg.seeds:
         raise ConfigError("no seeds given", "pass e.g. --seeds 0 1 2")
     if cfg.corruption:  # names, severities and the dataset's modality, before any data is read
@@ -369,7 +529,24 @@ def _ratio_text(ratio: str | float) -> str:
 
 # ------------------------------------------------------------------------------------ evaluate
 def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
-    """Run ``config`` for every seed; return the records (finished seeds are loaded, not rerun)."""
+    """Run ``config`` for every seed; return the records (finished seeds are loaded, not rerun).
+
+    Several ``image_size`` values are a resolution sweep: every size's data file is checked first,
+    then the same checkpoint is evaluated at each size in turn (records per size and seed)."""
+    sizes = _image_sizes(config)
+    if len(sizes) > 1:
+        _protocol_class(config)
+        _check_sizes_available(config, sizes)
+        records: list[dict[str, Any]] = []
+        for size in sizes:
+            logger.info(f"resolution sweep: {config.dataset} at {size} px")
+            records += _evaluate_one(dataclasses.replace(config, image_size=size))
+        return records
+    return _evaluate_one(dataclasses.replace(config, image_size=sizes[0]))
+
+
+def _evaluate_one(config: EvalConfig) -> list[dict[str, Any]]:
+    """``evaluate`` at one image size."""
     from eval_suite.results import find_record, make_record, record_key, to_jsonable, write_record
 
     cfg = dataclasses.replace(config, seeds=[int(s) for s in config.seeds])
@@ -381,27 +558,40 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
     variants = _test_variants(cfg, data)
     random_init = cfg.random_init or protocol_class.random_init
     device = resolve_device(cfg.device)
-    extractor = _load_extractor(cfg.checkpoint, random_init, cfg.seeds[0])
-    adapter = _check_fit(extractor, data)
     protocol = protocol_class(cfg)
     protocol.test_variants = variants
+
+    def load(seed: int) -> tuple[Any, str, dict[str, Any] | None]:
+        """The extractor for ``seed``, its channel adapter and its resolved input size."""
+        extractor = _load_extractor(cfg.checkpoint, random_init, seed)
+        adapter = _check_fit(extractor, data)
+        resolved = _configure_input(extractor, cfg, data)
+        if hasattr(protocol, "check_targets"):
+            protocol.check_targets(extractor)  # LoRA: no matching module is an error before training
+        return extractor, adapter, resolved
+
+    extractor, adapter, resolved_input = load(cfg.seeds[0])
     results_dir = Path(cfg.results_dir)
     regime = {
         "label_fraction": float(cfg.label_fraction),
         "imbalance_ratio": _ratio_text(regimes.parse_imbalance_ratio(cfg.imbalance_ratio)),
     }
+    protocol_block = protocol.block()
+    if resolved_input is not None:  # identifying only when set, so earlier records keep their ids
+        protocol_block["params"].update(resolved_input)
     # the identifying fields shared by every seed; with the seed's dataset block they make the id
     shared = {
         "checkpoint": _checkpoint_block(extractor, cfg, adapter, random_init),
-        "protocol": protocol.block(),
+        "protocol": protocol_block,
         "regime": regime,
         "policy": protocol.policy,
     }
+    input_block = resolved_input or {"input_size": data.image_size, "resize": "none"}
     records = []
     for seed in cfg.seeds:
         t_start = time.perf_counter()
         rows, counts = protocol.train_rows(data, seed)
-        identity = {**shared, "dataset": _dataset_block(data, rows, counts), "seed": seed}
+        identity = {**shared, "dataset": {**_dataset_block(data, rows, counts), **input_block}, "seed": seed}
         record_id = record_key(**identity)
         variant_ids = {v.key: record_key(**identity, corruption=v.block()) for v in variants}
         existing = find_record(results_dir, record_id)
@@ -412,7 +602,7 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
             records.extend(r for r in stored.values() if r is not None)
             continue
         if protocol.trains_extractor and seed != cfg.seeds[0]:
-            extractor = _load_extractor(cfg.checkpoint, random_init, seed)  # the last seed trained it
+            extractor = load(seed)[0]  # the last seed trained it
         outcome = protocol.run(data, extractor, rows, counts, seed, device)
         t_metrics = time.perf_counter()
         metrics, ci95, test_outputs = protocol.score(outcome, data, counts, seed)
@@ -421,10 +611,13 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
             {k: float(outcome.fit.pop(k)) for k in ("features_s", "train_s", "eval_s") if k in outcome.fit}
         )
         timings["total_s"] = time.perf_counter() - t_start
+        parameters = outcome.fit.pop("parameters", None)
         record = make_record(
             **identity, metrics=metrics, ci95=ci95, test_outputs=test_outputs, timings=timings
         )
         record["fit"] = to_jsonable(outcome.fit)  # not identifying: best epoch, chosen C, history
+        if parameters is not None:  # trainable/total parameter counts (not identifying)
+            record["parameters"] = _parameters_block(parameters)
         write_record(record, results_dir)
         _write_overlays(outcome, results_dir, record["record_id"], data.name)
         records.append(record)
@@ -447,6 +640,13 @@ def evaluate(config: EvalConfig) -> list[dict[str, Any]]:
             write_record(v_record, results_dir)
             records.append(v_record)
     return records
+
+
+def _parameters_block(counts: dict[str, Any]) -> dict[str, Any]:
+    """The record's ``parameters``: trainable and total counts and the trainable share (%)."""
+    trainable, total = int(counts.get("trainable", 0)), int(counts.get("total", 0))
+    share = 100.0 * trainable / total if total else 0.0
+    return {"trainable": trainable, "total": total, "trainable_percent": round(share, 4)}
 
 
 def _write_overlays(outcome: Outcome, results_dir: Path, record_id: str, dataset: str) -> None:

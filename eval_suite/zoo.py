@@ -309,14 +309,14 @@ def distributed_config(
     A batch that does not split is a one-line error."""
     from eval_suite.launchers import split_global_batch
     from hfssl.training import arguments_from_recipe
-    from hfssl.utils.args import _load_config_file
+    from hfssl.utils.args import load_config_file
 
     overrides, resumed = _pretrain_overrides(entry, budget, out, data_dir, device)
     if not resumed:
         # every node decides alike even when another node already created the folder
         overrides["overwrite_output_dir"] = True
     _, _, args = arguments_from_recipe(entry.recipe_path(), overrides)  # validates the names, as _pretrain
-    values = _load_config_file(str(entry.recipe_path()))
+    values = load_config_file(str(entry.recipe_path()))
     values.update({str(k).replace("-", "_"): v for k, v in overrides.items()})  # as arguments_from_recipe
     values["per_device_train_batch_size"] = split_global_batch(
         int(args.per_device_train_batch_size), world, f"zoo entry {entry.name}"

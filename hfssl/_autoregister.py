@@ -17,9 +17,13 @@ for them.
 
 When transformers is first imported from inside the import of a module that registration
 itself imports (``import hfssl.pretext.simclr`` imports ``hfssl.models``, which imports
-transformers), registering right there would meet half-initialised modules. So until
-registration is done the hook also watches the imports of ``hfssl.models.*`` and
-``hfssl.pretext.*``, and registration waits for the first moment none of them is half-imported.
+transformers), registering right there would meet half-initialised modules. The same holds when the trigger is
+imported from inside transformers' own ``Auto*`` modules (``from transformers import AutoModel``
+in a library such as peft imports ``modeling_auto``, which imports the trigger before it has
+defined ``AutoModel``; hfssl.models then asking for ``AutoModel`` would fail). So until
+registration is done the hook also watches the imports of ``hfssl.models.*``, ``hfssl.pretext.*``
+and ``transformers.models.auto.*``, and registration waits for the first moment none of them is
+half-imported.
 """
 
 from __future__ import annotations
@@ -64,14 +68,15 @@ def register() -> None:
 
 # what :func:`register` imports (and what those modules import from hfssl)
 _REGISTRATION_PACKAGES = ("hfssl.models", "hfssl.pretext", "hfssl.errors", "hfssl.utils")
+# transformers' Auto* modules: registration must not run while one of them is half-imported
+_AUTO_PACKAGE = "transformers.models.auto"
+_WATCHED = (*_REGISTRATION_PACKAGES, _AUTO_PACKAGE)
 
 
 def _half_imported(finishing: str = "") -> bool:
     """Whether a module that registration imports is being imported (``finishing`` excepted)."""
     for name, module in list(sys.modules.items()):
-        if name == finishing or not any(
-            name == p or name.startswith(p + ".") for p in _REGISTRATION_PACKAGES
-        ):
+        if name == finishing or not any(name == p or name.startswith(p + ".") for p in _WATCHED):
             continue
         if getattr(getattr(module, "__spec__", None), "_initializing", False):
             return True
@@ -122,7 +127,9 @@ class _Hook(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname == TRIGGER and _state == "waiting":
             after = _after_trigger
-        elif _state in ("waiting", "deferred") and fullname.startswith(("hfssl.models", "hfssl.pretext")):
+        elif _state in ("waiting", "deferred") and fullname.startswith(
+            ("hfssl.models", "hfssl.pretext", _AUTO_PACKAGE + ".")
+        ):
             after = _after_watched
         else:
             return None

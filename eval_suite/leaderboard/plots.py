@@ -355,7 +355,8 @@ def make_plots(lb, out_dir: str | os.PathLike, *, results_dirs: Sequence[Path] =
     """Write every plot the leaderboard's data allow into ``out_dir/plots`` and describe them.
 
     * per-class recall bars per setting (records with ``metrics.per_class.recall``);
-    * metric vs imbalance ratio / vs label fraction (settings that differ only in that);
+    * metric vs imbalance ratio / vs label fraction / vs image size (settings that differ only in
+      that; image size: resolution sweeps, ``--image-size 28 64 ...``);
     * confusion matrices per setting (records with ``metrics.confusion_matrix``: ordinal tasks);
     * reliability diagrams per setting (records with ``test_outputs.y_score``);
     * segmentation overlays: PNGs found as ``<results dir>/overlays/<record_id>*.png`` are copied in.
@@ -457,6 +458,34 @@ def make_plots(lb, out_dir: str | os.PathLike, *, results_dirs: Sequence[Path] =
             path = _unique(plot_dir / f"{axis}_{_slug(title)}.png", used)
             plot_metric_curves(series, path, xlabel=xlabel, metric=metric, title=title, log_x=log_x)
             add(path, title, f"metric_vs_{axis}", groups[0].setting, regime=False)
+
+    # Resolution: settings that differ only in the dataset's image size (one line per checkpoint).
+    sizes: dict[tuple, list] = {}
+    for g in lb.groups:
+        s = g.setting
+        if isinstance(s.image_size, int):
+            key = (s.dataset, s.protocol, s.policy, s.label_fraction, s.imbalance_ratio, g.metric)
+            sizes.setdefault(key, []).append(g)
+    for (dataset, protocol, policy, fraction, ratio, metric), groups in sizes.items():
+        if len({g.setting.image_size for g in groups}) < 2:
+            continue
+        series = {}
+        for g in groups:
+            for e in g.entries:
+                if e.runset is not None:
+                    series.setdefault(_label(e.runset), []).append(
+                        (g.setting.image_size, e.mean, e.ci_low, e.ci_high)
+                    )
+        series = {k: v for k, v in series.items() if len(v) >= 2}
+        if not series:
+            continue
+        title = (
+            f"{metric} vs image size · {dataset} · {protocol} · labels {fraction * 100:.4g}%, "
+            f"imbalance {ratio} · {policy}"
+        )
+        path = _unique(plot_dir / f"image_size_{_slug(title)}.png", used)
+        plot_metric_curves(series, path, xlabel="image size (px)", metric=metric, title=title, log_x=True)
+        add(path, title, "metric_vs_image_size", groups[0].setting, regime=False)
 
     # Segmentation overlays written by evaluations next to their records.
     collection = getattr(lb, "collection", None)

@@ -17,7 +17,15 @@ import base64
 from collections.abc import Sequence
 from pathlib import Path
 
-from eval_suite.leaderboard.render_md import ci_text, delta_ci_text, delta_text, fmt, fmt_p, mean_text
+from eval_suite.leaderboard.render_md import (
+    ci_text,
+    delta_ci_text,
+    delta_text,
+    fmt,
+    fmt_p,
+    mean_text,
+    params_text,
+)
 from eval_suite.leaderboard.table import Leaderboard
 
 # (key, header, numeric?): the columns of every setting's rows
@@ -30,6 +38,7 @@ COLUMNS: list[tuple[str, str, bool]] = [
     ("delta", "Δ vs baseline", True),
     ("delta_ci_low", "Δ 95% CI", True),
     ("p_value", "p", True),
+    ("trainable_params", "trainable params", True),
 ]
 
 _TEMPLATE = r"""<!DOCTYPE html>
@@ -90,6 +99,7 @@ baseline, with its 95 % CI; * p&lt;0.05, ** p&lt;0.01, *** p&lt;0.001. Click a c
 <td data-key="delta" class="num" data-value="{{ r.delta }}"><span>{{ r.delta_text }}</span></td>
 <td data-key="delta_ci_low" class="num" data-value="{{ r.delta_ci_low }}" data-high="{{ r.delta_ci_high }}">{{ r.delta_ci_text }}</td>
 <td data-key="p_value" class="num" data-value="{{ r.p_value }}">{{ r.p_text }}</td>
+<td data-key="trainable_params" class="num" data-value="{{ r.trainable_params }}">{{ r.params_text }}</td>
 </tr>
 {% endfor %}</tbody>
 {% endfor %}</table>
@@ -248,6 +258,8 @@ def render_html(lb: Leaderboard, *, plots: Sequence = (), title: str = "Leaderbo
                     "delta_ci_text": delta_ci_text(e),
                     "p_value": _num(e.p_value),
                     "p_text": fmt_p(e.p_value),
+                    "trainable_params": _num(e.trainable_params),
+                    "params_text": params_text(e),
                     "classes": classes,
                 }
             )

@@ -42,6 +42,8 @@ CSV_COLUMNS = [
     "significance",
     "source",
     "note",
+    "trainable_params",
+    "total_params",
 ]
 
 
@@ -55,6 +57,14 @@ def fmt_p(p: float | None) -> str:
     if p is None:
         return "–"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def params_text(e: Entry) -> str:
+    """``75,266 (1.37 %)``: trainable parameters and their share of the model; ``–`` if unknown."""
+    if e.trainable_params is None:
+        return "–"
+    share = e.trainable_percent
+    return f"{e.trainable_params:,}" + (f" ({share:.3g} %)" if share is not None else "")
 
 
 def mean_text(e: Entry) -> str:
@@ -118,9 +128,9 @@ def render_markdown(lb: Leaderboard, *, plots: Sequence = (), title: str = "Lead
         )
         lines.append("")
         lines.append(
-            f"| rank | checkpoint | {_md_cell(_md_text(g.metric))} (mean ± std) | 95% CI | seeds | Δ vs scratch | Δ 95% CI | p |"
+            f"| rank | checkpoint | {_md_cell(_md_text(g.metric))} (mean ± std) | 95% CI | seeds | Δ vs scratch | Δ 95% CI | p | trainable params |"
         )
-        lines.append("|---:|---|---:|---:|---:|---:|---:|---:|")
+        lines.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
         for e in g.entries:
             name = _md_text(f"{e.checkpoint} (baseline)" if e.is_baseline else e.checkpoint)
             dci = delta_ci_text(e)
@@ -133,6 +143,7 @@ def render_markdown(lb: Leaderboard, *, plots: Sequence = (), title: str = "Lead
                 delta_text(e),
                 dci,
                 fmt_p(e.p_value),
+                params_text(e),
             ]
             lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
         lines.append("")

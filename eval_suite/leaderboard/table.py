@@ -52,7 +52,16 @@ class Entry:
     p_value: float | None = None
     marker: str = ""
     note: str = ""
+    trainable_params: int | None = None
+    """Parameters the protocol trained (records' ``parameters`` block; ``None`` when not recorded)."""
+    total_params: int | None = None
     runset: RunSet | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def trainable_percent(self) -> float | None:
+        if self.trainable_params is None or not self.total_params:
+            return None
+        return 100.0 * self.trainable_params / self.total_params
 
     @property
     def rank_label(self) -> str:
@@ -89,6 +98,8 @@ class Entry:
             "significance": self.marker,
             "source": self.source,
             "note": self.note,
+            "trainable_params": self.trainable_params,
+            "total_params": self.total_params,
         }
 
 
@@ -213,6 +224,7 @@ def build_leaderboard(
                     ci_high=summary.ci95[1] if summary.ci95 else None,
                     ci_kind=summary.ci_kind,
                     runset=rs,
+                    **_parameter_counts(rs),
                 )
             )
         if not entries:
@@ -232,6 +244,19 @@ def build_leaderboard(
     return Leaderboard(
         groups, list(collection.problems), collection.n_records, collection.n_card_rows, collection
     )
+
+
+def _parameter_counts(rs: RunSet) -> dict[str, int | None]:
+    """Trainable / total parameters of a run set's records (the same for every seed of a run)."""
+    for record in rs.records:
+        counts = record.get("parameters")
+        if isinstance(counts, dict) and "trainable" in counts:
+            total = counts.get("total")
+            return {
+                "trainable_params": int(counts["trainable"]),
+                "total_params": None if total is None else int(total),
+            }
+    return {"trainable_params": None, "total_params": None}
 
 
 def _setting_sort_key(s: Setting) -> tuple:

@@ -240,6 +240,10 @@ class FeatureProtocol(ClassificationProtocol):
             )
         super().validate(cfg, task)
 
+    def head_parameters(self, embed_dim: int, num_classes: int, task: str) -> int:
+        """Parameters the one-shot fit learns on ``embed_dim`` features (0: nothing is trained)."""
+        return 0
+
     def fit_predict(
         self,
         train: tuple[np.ndarray, np.ndarray],
@@ -356,6 +360,9 @@ class FeatureProtocol(ClassificationProtocol):
             features_cached=all(hits),
             runtime=plan.as_record(),
         )
+        head = self.head_parameters(int(xtr.shape[1]), len(data.class_names), data.task)
+        backbone = sum(p.numel() for p in extractor.parameters())
+        info["parameters"] = {"trainable": int(head), "total": int(backbone + head)}
         return Outcome(fit=info, y_true=cache["test"][1], y_score=y_score, variants=variants)
 
 

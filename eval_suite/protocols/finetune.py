@@ -258,6 +258,15 @@ def predict(
     return torch.cat(labels).numpy().astype(np.int64), torch.cat(scores).numpy().astype(np.float64)
 
 
+def _freeze_norm_statistics(module: torch.nn.Module) -> None:
+    """Batch-norm layers of ``module`` in eval mode: their running statistics stop updating."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    for m in module.modules():
+        if isinstance(m, _BatchNorm):
+            m.eval()
+
+
 def _set_encoder_frozen(model: torch.nn.Module, frozen: bool) -> None:
     for p in model.extractor.parameters():
         p.requires_grad_(not frozen)
@@ -285,12 +294,16 @@ def run_finetune(
     channels_last: bool | None = None,
     extra_tests: Sequence[tuple[str, Callable[[], Dataset]]] = (),
     dataset: str | None = None,
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Train ``extractor`` + head on ``train``, pick the best ``val`` epoch, score ``test``.
 
     ``extra_tests``: ``(key, build)`` pairs of further test splits (corrupted copies), scored with
     the same best-epoch model into ``info["variant_scores"][key] = (y_true, y_score)``.
     ``dataset`` names the data for ``--augment corrupt:P`` (its modality's corruptions).
+    ``wrap(classifier) -> model`` replaces the classifier (``extractor`` + ``head``) before training
+    (``mode="lora"``: peft's LoRA wrapper; only what it leaves trainable trains). ``info["parameters"]``
+    holds the trainable and total parameter counts (:func:`hfssl.hub.lora.parameter_counts`).
 
     Precision and memory format come from hfssl's resolver (``finetune`` purpose: bf16 autocast
     on GPUs and on CPUs with native bf16); ``mixed_precision`` / ``channels_last`` override it.
@@ -306,8 +319,8 @@ def run_finetune(
 
     from hfssl.data import make_dataloader, read_labels
 
-    if mode not in ("finetune", "warmup", "frozen", "scratch"):
-        raise ConfigError(f"unknown training mode {mode!r}", "use finetune, warmup, frozen or scratch")
+    if mode not in ("finetune", "warmup", "frozen", "scratch", "lora"):
+        raise ConfigError(f"unknown training mode {mode!r}", "use finetune, warmup, frozen, scratch or lora")
     from eval_suite.protocols.ordinal import apply_thresholds
     from eval_suite.protocols.ordinal import tune_thresholds as tune
     from hfssl.models import ordinal_num_outputs
@@ -317,9 +330,10 @@ def run_finetune(
     regressed = head == "regression"
     num_outputs = ordinal_num_outputs(head, num_classes) if head else num_classes
     plan = runtime_plan(extractor, device, "finetune", mixed_precision, channels_last)
-    model = plan.apply(
-        _classifier(extractor, num_outputs, recipe.head, cumulative=head == "cumulative").to(device)
-    )
+    model = _classifier(extractor, num_outputs, recipe.head, cumulative=head == "cumulative")
+    if wrap is not None:
+        model = wrap(model)
+    model = plan.apply(model.to(device))
     labels = read_labels(train)
     sampler = regimes.make_sampler(policy["sampler"], labels, seed)
     n_epoch = len(sampler) if sampler is not None else len(train)
@@ -336,7 +350,11 @@ def run_finetune(
     val_loader = make_dataloader(val, batch_size=256, num_workers=num_workers)
     test_loader = make_dataloader(test, batch_size=256, num_workers=num_workers)
     loss_fn = regimes.make_loss(policy["loss"], train_class_counts, task, ordinal_head=head)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    if mode != "lora":
+        _set_encoder_frozen(model, False)
+    # frozen parameters (LoRA's base weights) never reach the optimiser
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     milestones = sorted({max(1, round(f * recipe.epochs)) for f in recipe.milestones})
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=recipe.gamma)
     generator = torch.Generator().manual_seed(seed)
@@ -349,10 +367,13 @@ def run_finetune(
     bar = tqdm(range(recipe.epochs), desc=f"{mode} seed {seed}", leave=False, disable=progress_disabled())
     for epoch in bar:
         frozen = epoch < frozen_epochs
-        _set_encoder_frozen(model, frozen)
+        if mode != "lora":  # LoRA keeps what peft froze frozen
+            _set_encoder_frozen(model, frozen)
         model.train()
         if frozen:
             model.extractor.eval()  # frozen means frozen batch-norm statistics too
+        elif mode == "lora":
+            _freeze_norm_statistics(model.extractor)  # the base model stays as it was, buffers too
         if sampler is not None:
             sampler.set_epoch(epoch)
         total, seen = 0.0, 0
@@ -389,6 +410,11 @@ def run_finetune(
                 )
                 break
     train_s = time.perf_counter() - t0
+    from hfssl.hub.lora import parameter_counts
+
+    counts = parameter_counts(model)
+    if mode == "frozen":  # only the head ever trained
+        counts["trainable"] = sum(p.numel() for p in model.head.parameters())
     if best_state is not None:
         model.load_state_dict(best_state)
     t1 = time.perf_counter()
@@ -414,6 +440,7 @@ def run_finetune(
         "eval_s": time.perf_counter() - t1,
         **tuned,
         "runtime": plan.as_record(),
+        "parameters": counts,
     }
     if variant_scores:
         info["variant_scores"] = variant_scores

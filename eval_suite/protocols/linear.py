@@ -39,6 +39,17 @@ class Linear(FeatureProtocol):
             **ordinal_params(self.cfg),
         }
 
+    def head_parameters(self, embed_dim: int, num_classes: int, task: str) -> int:
+        """Weights + biases of the fitted model: one vector for binary/ridge, K-1 for cumulative."""
+        head = self.cfg.ordinal_head if task == "ordinal" else None
+        if task == "ordinal" and (head or "regression") == "regression":
+            vectors = 1
+        elif head == "cumulative":
+            vectors = num_classes - 1
+        else:
+            vectors = 1 if num_classes == 2 else num_classes
+        return vectors * (embed_dim + 1)
+
     def fit_predict(self, train, val, test_x, *, task, num_classes, seed):
         return run_linear(
             train,

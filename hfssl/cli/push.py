@@ -11,6 +11,7 @@ EXAMPLES = (
     "hfssl push exports/simclr-r18-timm --repo-id my-org/simclr-r18-timm   # an 'hfssl export-timm' folder",
     "hfssl push runs/rot/backbone --repo-id my-org/rot-r18 --dataset-ids breastmnist=my-org/breastmnist",
     "HF_ENDPOINT=http://localhost:8080 hfssl push runs/rot/backbone --repo-id me/rot   # another Hub endpoint",
+    "hfssl push adapters/rad-dino-breast --repo-id my-org/rad-dino-breast-lora   # an --save-adapter folder",
 )
 
 DESCRIPTION = (
@@ -20,6 +21,8 @@ DESCRIPTION = (
     "evaluation records under eval_results/ and, for datasets given a Hub id, .eval_results/hfssl.yaml. "
     "Evaluation records are read from --results (default: CHECKPOINT_DIR/eval_results/ when it exists); only "
     "records of these weights (same content_hash) are used. Pushing an unchanged folder again makes no commit. "
+    "A LoRA adapter folder ('hfssl evaluate --protocol lora --save-adapter DIR') is pushed in peft's format "
+    "with a model card from model_cards/adapter.md.j2. "
     "Nothing is written locally. Log in first with 'hf auth login' or set HF_TOKEN; HF_ENDPOINT selects the Hub."
 )
 
@@ -88,8 +91,22 @@ def run(argv: list[str]) -> int:
     parsed = parse(build_parser(), argv)
     args, positional = parsed[0], parsed[-1]
     import eval_suite.results
-    from hfssl.hub.push import push_checkpoint
+    from hfssl.hub.lora import is_adapter_folder
+    from hfssl.hub.push import push_adapter, push_checkpoint
 
+    if is_adapter_folder(positional.checkpoint_dir):
+        result = push_adapter(
+            positional.checkpoint_dir,
+            args.repo_id,
+            private=args.private,
+            revision=args.revision,
+            commit_message=args.commit_message,
+            license=args.license,
+            token=args.token,
+        )
+        print(result.summary())
+        print(result.commit_url)
+        return 0
     result = push_checkpoint(
         positional.checkpoint_dir,
         args.repo_id,

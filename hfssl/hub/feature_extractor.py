@@ -12,6 +12,12 @@ Inputs are always what hfssl's data layer yields: float in [0, 1], ``(B, C, H, W
 ``(B, C, D, H, W)`` with the *dataset's* channel count. The extractor applies the model's
 normalisation and, when a grey-scale image meets an RGB model, the explicit channel adapter
 (``"repeat"``: copy the grey channel; recorded in results so they say what was done).
+
+Input size: by default images reach the backbone at the dataset's size. :meth:`FeatureExtractor.set_input_size`
+makes :meth:`~FeatureExtractor.prepare` resize them (``bilinear``/``bicubic``, antialiased when
+shrinking) or zero-pad them (``pad``, centred, black borders) to a square side first - how a
+foundation model trained at 224 px sees 28/64 px MedMNIST images. ``interpolation`` is the model's
+own resampling (its image processor's / timm ``pretrained_cfg``), which ``resize="auto"`` uses.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hfssl.errors import DataError
@@ -35,6 +42,9 @@ class ExtractorInfo:
     content_hash: str  # sha256 of the weights file(s), or of the architecture for random init
     random_init: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+
+
+RESIZE_MODES = ("bilinear", "bicubic", "pad")
 
 
 class FeatureExtractor(nn.Module):
@@ -52,6 +62,7 @@ class FeatureExtractor(nn.Module):
         feature_channels: channels of each feature map, shallow to deep.
         normalisation: ``(mean, std)`` per channel applied to [0, 1] inputs, or ``None``.
         info: provenance for result records.
+        interpolation: the model's own resampling for resized input (``bilinear`` or ``bicubic``).
     """
 
     def __init__(
@@ -67,6 +78,7 @@ class FeatureExtractor(nn.Module):
         feature_channels: Sequence[int],
         normalisation: tuple[Sequence[float], Sequence[float]] | None,
         info: ExtractorInfo,
+        interpolation: str = "bilinear",
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -80,6 +92,9 @@ class FeatureExtractor(nn.Module):
         self.normalisation = normalisation
         self.info = info
         self.channel_adapter = "none"
+        self.interpolation = interpolation if interpolation in RESIZE_MODES else "bilinear"
+        self.input_size: int | None = None  # None: images go in at the dataset's size
+        self.resize = "none"
         shape = (1, -1) + (1,) * self.spatial_dims
         if normalisation is not None:
             mean, std = normalisation
@@ -117,11 +132,58 @@ class FeatureExtractor(nn.Module):
                     f"images have {channels} channels but {self.info.spec} expects {self.in_chans}",
                     "use a checkpoint trained on images with the same channels (1 or 3)",
                 )
+        if self.input_size is not None:
+            pixel_values = self._resize(pixel_values)
         if self._mean is not None:
             pixel_values = (pixel_values - self._mean.to(pixel_values.dtype)) / self._std.to(
                 pixel_values.dtype
             )
         return pixel_values
+
+    def set_input_size(self, size: int | None, resize: str = "auto") -> None:
+        """Feed the backbone ``size``-px square inputs (``None``: the dataset's own size).
+
+        ``resize``: ``auto`` (the model's own :attr:`interpolation`), ``bilinear``, ``bicubic`` or
+        ``pad`` (zero-padding, centred; the image must not be larger than ``size``)."""
+        if size is None:
+            self.input_size, self.resize = None, "none"
+            return
+        mode = self.interpolation if resize == "auto" else resize
+        if mode not in RESIZE_MODES:
+            raise DataError(f"unknown resize mode {resize!r}", f"use one of: auto, {', '.join(RESIZE_MODES)}")
+        if int(size) < 1:
+            raise DataError(f"input size {size} is not a positive side length", "pass e.g. 224 or auto")
+        self.input_size, self.resize = int(size), mode
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (channels already adapted, values in [0, 1]) brought to :attr:`input_size`."""
+        size = self.input_size
+        spatial = tuple(x.shape[2:])
+        if all(s == size for s in spatial):
+            return x
+        if self.resize == "pad":
+            if any(s > size for s in spatial):
+                raise DataError(
+                    f"cannot zero-pad {'x'.join(map(str, spatial))} images to {size} px (they are larger)",
+                    "use --resize bilinear/bicubic, or a larger --input-size",
+                )
+            pads: list[int] = []
+            for s in reversed(spatial):  # F.pad takes the last dimension first
+                before = (size - s) // 2
+                pads += [before, size - s - before]
+            return F.pad(x, pads, value=0.0)
+        mode = self.resize
+        if self.spatial_dims == 3:
+            mode = "trilinear"  # volumes: no bicubic in torch; trilinear is the 3D bilinear
+        shrink = any(s > size for s in spatial)
+        out = F.interpolate(
+            x.float(),
+            size=(size,) * self.spatial_dims,
+            mode=mode,
+            align_corners=False,
+            antialias=shrink and mode in ("bilinear", "bicubic"),
+        ).to(x.dtype)
+        return out.clamp_(0.0, 1.0) if mode == "bicubic" else out  # bicubic overshoots [0, 1]
 
     # ------------------------------------------------------------------ the contract
     def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -148,5 +210,8 @@ class FeatureExtractor(nn.Module):
             "embed_dim": self.embed_dim,
             "normalisation": None if self.normalisation is None else [list(x) for x in self.normalisation],
             "channel_adapter": self.channel_adapter,
+            "interpolation": self.interpolation,
+            "input_size": self.input_size,
+            "resize": self.resize,
             **self.info.details,
         }

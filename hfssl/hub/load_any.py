@@ -300,6 +300,9 @@ def timm_extractor(model: Any, *, spec: str, content_hash: str, random_init: boo
     in_chans = int(getattr(model, "in_chans", None) or cfg.get("input_size", (3,))[0])
     input_size = cfg.get("input_size")
     image_size = int(input_size[-1]) if input_size else None
+    built = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    if built:  # a ViT built at another size (img_size=28) than its default config says
+        image_size = int(built[-1]) if isinstance(built, (tuple, list)) else int(built)
     mean, std = cfg.get("mean"), cfg.get("std")
     normalisation = None
     if mean is not None and std is not None:
@@ -312,6 +315,8 @@ def timm_extractor(model: Any, *, spec: str, content_hash: str, random_init: boo
         return list(m.forward_intermediates(x, intermediates_only=True))
 
     channels = [int(info["num_chs"]) for info in getattr(model, "feature_info", [])]
+    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    details = {"patch_size": int(patch[-1]) if isinstance(patch, (tuple, list)) else patch} if patch else {}
     return FeatureExtractor(
         model,
         embed_fn=lambda m, x: m(x),
@@ -322,7 +327,10 @@ def timm_extractor(model: Any, *, spec: str, content_hash: str, random_init: boo
         embed_dim=int(model.num_features),
         feature_channels=channels,
         normalisation=normalisation,
-        info=ExtractorInfo(spec=spec, source="timm", content_hash=content_hash, random_init=random_init),
+        info=ExtractorInfo(
+            spec=spec, source="timm", content_hash=content_hash, random_init=random_init, details=details
+        ),
+        interpolation=str(cfg.get("interpolation") or "bilinear"),
     )
 
 
@@ -390,13 +398,20 @@ def _from_transformers_folder(
             f"transformers cannot load {spec}: {' '.join(str(err).split())[:300]}",
             "give a transformers vision model folder/repo (config.json + model.safetensors)",
         ) from err
+    if (
+        getattr(model, "vision_model", None) is not None
+        and getattr(config, "vision_config", None) is not None
+    ):
+        # a dual-encoder (CLIP, SigLIP ...): its vision tower is the image backbone
+        model, config = model.vision_model, config.vision_config
     in_chans = int(getattr(config, "num_channels", 3))
     image_size = _transformers_image_size(config, folder)
     normalisation = _processor_normalisation(folder, in_chans)
     model.eval()
+    forward = _hf_forward_fn(model)
     probe_size = image_size or 64
     with torch.no_grad():
-        out = model(pixel_values=torch.zeros(1, in_chans, probe_size, probe_size), output_hidden_states=True)
+        out = forward(model, torch.zeros(1, in_chans, probe_size, probe_size), True)
     embed = _hf_embedding(out)
     maps = _hf_feature_maps(out)
     if not maps:
@@ -408,8 +423,8 @@ def _from_transformers_folder(
     )
     return FeatureExtractor(
         model,
-        embed_fn=lambda m, x: _hf_embedding(m(pixel_values=x, output_hidden_states=False)),
-        maps_fn=lambda m, x: _hf_feature_maps(m(pixel_values=x, output_hidden_states=True)),
+        embed_fn=lambda m, x: _hf_embedding(forward(m, x, False)),
+        maps_fn=lambda m, x: _hf_feature_maps(forward(m, x, True)),
         in_chans=in_chans,
         image_size=image_size,
         spatial_dims=2,
@@ -421,9 +436,56 @@ def _from_transformers_folder(
             source="transformers",
             content_hash=content_hash,
             random_init=random_init,
-            details={"model_type": config.model_type, "architecture": type(model).__name__},
+            details={
+                "model_type": config.model_type,
+                "architecture": type(model).__name__,
+                **({"patch_size": _patch_size(config)} if _patch_size(config) else {}),
+            },
         ),
+        interpolation=_processor_interpolation(folder),
     )
+
+
+def _hf_forward_fn(model: Any) -> Any:
+    """``(module, x, hidden_states) -> output`` for a transformers vision model, with what its
+    forward needs to act as a plain encoder: ``interpolate_pos_encoding=True`` where it takes it
+    (ViT, CLIP, ViT-MAE: inputs at another size than the position table keep working), and for
+    ViT-MAE no masking - ``mask_ratio`` 0 and ordered ``noise``, so tokens stay in image order."""
+    import inspect
+
+    try:
+        params = set(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        params = set()
+    extra: dict[str, Any] = {}
+    if "interpolate_pos_encoding" in params:
+        extra["interpolate_pos_encoding"] = True
+    mae = "noise" in params and hasattr(getattr(model, "config", None), "mask_ratio")
+    if mae:
+        model.config.mask_ratio = 0.0
+
+    def forward(m: Any, x: torch.Tensor, hidden: bool) -> Any:
+        kwargs = dict(extra)
+        if mae:
+            patch = int(m.config.patch_size)
+            n = (x.shape[-2] // patch) * (x.shape[-1] // patch)
+            kwargs["noise"] = torch.arange(n, device=x.device, dtype=torch.float32).expand(x.shape[0], n)
+        return m(pixel_values=x, output_hidden_states=hidden, **kwargs)
+
+    return forward
+
+
+def _patch_size(config: Any) -> int | None:
+    patch = getattr(config, "patch_size", None)
+    if isinstance(patch, (list, tuple)):
+        patch = patch[-1]
+    return int(patch) if isinstance(patch, int) else None
+
+
+def _processor_interpolation(folder: Path) -> str:
+    """The image processor's resampling (PIL codes: 2 bilinear, 3 bicubic); bilinear without one."""
+    resample = _read_processor(folder).get("resample")
+    return {3: "bicubic", "bicubic": "bicubic"}.get(resample, "bilinear")
 
 
 def _hf_embedding(out: Any) -> torch.Tensor:

@@ -128,8 +128,6 @@ def push_checkpoint(
             ``pretext_model/model.safetensors``); safetensors, JSON, YAML and text only, never pickle.
         card_appendix: markdown appended to the rendered card (e.g. the zoo's build facts).
     """
-    from huggingface_hub import CommitOperationAdd, HfApi
-
     repo_id = check_repo_id(repo_id)
     branch = revision or "main"
     plan = prepare_card(
@@ -164,6 +162,59 @@ def push_checkpoint(
     for path_in_repo, local in (extra_files or {}).items():
         payload[_check_extra_file(path_in_repo, Path(local), set(payload))] = Path(local)
 
+    message = commit_message or _default_message(facts)
+    return _commit(
+        payload,
+        repo_id,
+        branch,
+        private=private,
+        token=token,
+        message=message,
+        records=(len(records), skipped),
+    )
+
+
+def push_adapter(
+    adapter_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    license: str = cards.DEFAULT_LICENSE,
+    token: str | None = None,
+) -> PushResult:
+    """Push a LoRA adapter saved by ``hfssl evaluate --protocol lora --save-adapter DIR`` as one
+    commit: peft's ``adapter_config.json`` + ``adapter_model.safetensors``, ``hfssl_adapter.json``
+    and a model card rendered from ``model_cards/adapter.md.j2`` (idempotent like
+    :func:`push_checkpoint`)."""
+    from hfssl.hub.lora import read_adapter_meta, render_adapter_card
+
+    repo_id = check_repo_id(repo_id)
+    folder = Path(adapter_dir)
+    meta = read_adapter_meta(folder)  # refuses a folder that is no adapter
+    payload: dict[str, Path | bytes] = {
+        name: folder / name
+        for name in ("adapter_config.json", "adapter_model.safetensors", "hfssl_adapter.json")
+    }
+    payload["README.md"] = render_adapter_card(folder, repo_id, license=license).encode("utf-8")
+    message = commit_message or f"Upload LoRA adapter for {meta.get('base_model')} with hfssl"
+    return _commit(payload, repo_id, revision or "main", private=private, token=token, message=message)
+
+
+def _commit(
+    payload: Mapping[str, Path | bytes],
+    repo_id: str,
+    branch: str,
+    *,
+    private: bool,
+    token: str | None,
+    message: str,
+    records: tuple[int, int] = (0, 0),
+) -> PushResult:
+    """Upload the files of ``payload`` that differ from the remote ones in one commit."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
     api = HfApi(token=token)
     where = f"cannot push to {repo_id}"
     with hub_errors(where, upload=True):
@@ -192,15 +243,13 @@ def push_checkpoint(
             False,
             [],
             unchanged,
-            len(records),
-            skipped,
+            *records,
         )
     operations = [
         CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(c) if isinstance(c, Path) else c)
         for p, c in payload.items()
         if p in changed
     ]
-    message = commit_message or _default_message(facts)
     with hub_errors(where, upload=True):
         info = with_retries(
             api.create_commit,
@@ -211,9 +260,7 @@ def push_checkpoint(
             parent_commit=head.sha,  # fail rather than overwrite a commit made since we compared
         )
     logger.info("pushed %s to %s@%s (%s)", ", ".join(changed), repo_id, branch, info.oid)
-    return PushResult(
-        repo_id, branch, info.oid, info.commit_url, True, changed, unchanged, len(records), skipped
-    )
+    return PushResult(repo_id, branch, info.oid, info.commit_url, True, changed, unchanged, *records)
 
 
 @dataclass

@@ -22,9 +22,9 @@ def arguments_from_recipe(
     from transformers import HfArgumentParser
 
     from hfssl.training.arguments import ARGUMENT_CLASSES
-    from hfssl.utils.args import _load_config_file
+    from hfssl.utils.args import load_config_file
 
-    values = _load_config_file(str(recipe))
+    values = load_config_file(str(recipe))
     values.update({str(k).replace("-", "_"): v for k, v in (overrides or {}).items()})
     parser = HfArgumentParser(list(ARGUMENT_CLASSES))
     known = {a.dest for a in parser._actions}

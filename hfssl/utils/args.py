@@ -55,7 +55,7 @@ def make_parser(
     return parser
 
 
-def _load_config_file(path: str) -> dict[str, Any]:
+def load_config_file(path: str) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(
@@ -84,7 +84,7 @@ def parse(parser, argv: Sequence[str]) -> tuple[Any, ...]:
     pre.add_argument("--config", default=None)
     known, _ = pre.parse_known_args(list(argv))
     if known.config:
-        defaults = _load_config_file(known.config)
+        defaults = load_config_file(known.config)
         dests = {a.dest for a in parser._actions}
         unknown = sorted(set(defaults) - dests)
         if unknown:

@@ -211,6 +211,12 @@ def results_and_plain_file(tmp, assets):
 
 
 # ------------------------------------------------------------------------------------------ the rows
+def tiny_dinov2(tmp: Path, assets) -> None:
+    from tests.hub.tiny_foundation import build_tiny
+
+    build_tiny("dinov2", tmp / "dino")
+
+
 def zoo_manifest_missing_recipe(tmp: Path, assets) -> None:
     (tmp / "zoo.yaml").write_text(
         "zoos:\n  z: {dataset: breastmnist, image_size: 28, backbone: test_resnet, recipe_dataset: breastmnist}\n"
@@ -251,6 +257,7 @@ class Row:
 
 
 EV = ("evaluate", "--protocol", "knn", "--max-train-samples", "16", "--max-eval-samples", "16")
+LORA = ("evaluate", "--protocol", "lora", "--max-train-samples", "16", "--max-eval-samples", "16")
 PRE = ("pretrain", "--method", "rot", "--backbone", "test_resnet", "--max-steps", "1")
 
 ROWS = [
@@ -776,6 +783,69 @@ ROWS = [
     Row("data-unknown-action", ("data", "frobnicate"), "unknown data command 'frobnicate'"),
     Row("data-flag-type", ("data", "info", "breastmnist", "--image-size", "big"), "invalid int value: 'big'"),
     Row("data-unknown-source", ("data", "info", "nosuchdata"), "unknown data source 'nosuchdata'"),
+    # -- foundation models: input size, resolution sweeps, LoRA
+    Row(
+        "evaluate-lora-no-attention",
+        (*LORA, "--checkpoint", "{ck}", "--results-dir", "{tmp}/r"),
+        "its linear/conv modules are named",
+    ),
+    Row(
+        "evaluate-lora-unknown-targets",
+        (
+            *LORA,
+            "--checkpoint",
+            "{tmp}/dino",
+            "--input-size",
+            "auto",
+            "--lora-targets",
+            "nosuch",
+            "--results-dir",
+            "{tmp}/r",
+        ),
+        "matches --lora-targets 'nosuch'",
+        tiny_dinov2,
+    ),
+    Row(
+        "evaluate-lora-rank-zero",
+        (*LORA, "--checkpoint", "{ck}", "--lora-rank", "0"),
+        "--lora-rank must be >= 1",
+    ),
+    Row(
+        "evaluate-save-adapter-not-lora",
+        (*EV, "--checkpoint", "{ck}", "--save-adapter", "{tmp}/adapter"),
+        "--save-adapter needs --protocol lora",
+    ),
+    Row(
+        "evaluate-input-size-unfit",
+        (*EV, "--checkpoint", "{tmp}/dino", "--input-size", "30", "--results-dir", "{tmp}/r"),
+        "cannot take 30 px input",
+        tiny_dinov2,
+    ),
+    Row(
+        "evaluate-input-size-not-a-size",
+        (*EV, "--checkpoint", "{ck}", "--input-size", "big"),
+        "not data, auto or a positive number",
+    ),
+    Row(
+        "evaluate-unknown-resize",
+        (*EV, "--checkpoint", "{ck}", "--input-size", "56", "--resize", "nearest"),
+        "use one of: auto, bilinear, bicubic, pad",
+    ),
+    Row(
+        "evaluate-image-size-missing",
+        (*EV, "--checkpoint", "{ck}", "--image-size", "28", "224", "--results-dir", "{tmp}/r"),
+        "breastmnist_224.npz",
+    ),
+    Row(
+        "evaluate-sweep-compare-to",
+        (*EV, "--checkpoint", "{ck}", "--image-size", "28", "64", "--compare-to", "scratch"),
+        "--compare-to pairs seeds of one image size",
+    ),
+    Row(
+        "evaluate-image-size-unknown",
+        (*EV, "--checkpoint", "{ck}", "--image-size", "28", "100", "--results-dir", "{tmp}/r"),
+        "no 100-pixel version",
+    ),
     # -- the model zoo
     Row(
         "zoo-unknown-name",

@@ -202,7 +202,16 @@ def test_protocol_registry_and_baseline_config():
     from eval_suite.protocols import PROTOCOLS
     from eval_suite.runner import baseline_config
 
-    assert list(PROTOCOLS) == ["linear", "knn", "finetune", "warmup", "frozen", "scratch", "segmentation"]
+    assert list(PROTOCOLS) == [
+        "linear",
+        "knn",
+        "finetune",
+        "warmup",
+        "frozen",
+        "scratch",
+        "lora",
+        "segmentation",
+    ]
     assert all(cls.name == name for name, cls in PROTOCOLS.items())
     assert [n for n, cls in PROTOCOLS.items() if cls.needs_features] == ["linear", "knn"]
     assert [n for n, cls in PROTOCOLS.items() if cls.random_init] == ["scratch"]

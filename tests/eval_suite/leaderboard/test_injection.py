@@ -39,7 +39,7 @@ def test_hostile_names_stay_text_in_markdown_and_csv(hostile):
     md = hostile.markdown.read_text(encoding="utf-8")
     assert "<script>" not in md and "<img" not in md and "\n---\n" not in md
     row = next(line for line in md.splitlines() if "&lt;script&gt;" in line)
-    assert row.count(" | ") == 7  # the name stays inside its cell: one table row of 8 cells
+    assert row.count(" | ") == 8  # the name stays inside its cell: one table row of 9 cells
 
 
 @pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")

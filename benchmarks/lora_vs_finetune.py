@@ -1,0 +1,164 @@
+"""LoRA vs full finetuning of a tiny ViT on BreastMNIST 28 px: trainable share, balanced accuracy,
+AUC and time, per seed (issue 17, part 3).
+
+The backbone is timm's ViT-Tiny (``vit_tiny_patch16_224``: width 192, 3 heads) cut to 6 blocks with
+7 px patches at 28 px (16 tokens + class token), one input channel - small enough for a dozen runs
+of 15 epochs on a 2-core CPU - at random init seeded per seed, so finetune and LoRA of one seed start
+from the same weights (no pretrained tiny ViT is available offline here). Both train with the
+MedMNIST recipe (Adam, x0.1 at 50 %/75 % of the epochs, best epoch by validation AUC) through
+``hfssl evaluate``'s runner. Runs: ``finetune`` (lr 1e-3, the MedMNIST recipe), ``finetune-0.1x``
+(lr 1e-4, the usual ViT finetuning lr), ``lora`` (rank r, alpha 2r, on the fused ``qkv`` projection
+of every block, lr 1e-3) and ``lora-10x`` (lr 1e-2). One JSON line per run is appended to
+``benchmarks/results/lora_vs_finetune.jsonl``; ``--summary`` prints the table of the report.
+
+    OMP_NUM_THREADS=2 python benchmarks/lora_vs_finetune.py --epochs 15 --seeds 0 1 2
+    OMP_NUM_THREADS=2 python benchmarks/lora_vs_finetune.py --epochs 15 --seeds 0 1 2 --runs finetune-0.1x
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+SPEC = "timm:vit_tiny_patch16_224?img_size=28&patch_size=7&in_chans=1&depth=6"
+OUT = Path(__file__).parent / "results" / "lora_vs_finetune.jsonl"
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def summarise(path: Path = OUT) -> str:
+    """Markdown table of the JSONL: mean ± std over seeds per run, and the paired (same seed)
+    difference to full finetuning."""
+    import statistics
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    by_run: dict[str, dict[int, dict]] = {}
+    for row in rows:
+        by_run.setdefault(row["run"], {})[row["seed"]] = row  # a rerun of a seed replaces it
+    base = by_run.get("finetune", {})  # deltas are against full finetuning at the MedMNIST lr
+
+    def ms(values: list[float]) -> str:
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.3f} ± {sd:.3f}"
+
+    lines = [
+        "| run | lr | trainable params (share) | seeds | balanced accuracy | AUC | Δ bal. acc. vs FT | Δ AUC vs FT | train time (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, seeds in by_run.items():
+        runs = [seeds[s] for s in sorted(seeds)]
+        paired = [s for s in sorted(seeds) if s in base]
+        d_bacc = [seeds[s]["balanced_accuracy"] - base[s]["balanced_accuracy"] for s in paired]
+        d_auc = [seeds[s]["auc"] - base[s]["auc"] for s in paired]
+        first = runs[0]
+        lines.append(
+            f"| {name} | {first['lr']:g} | {first['params_trainable']:,} of {first['params_total']:,} "
+            f"({first['params_trainable_percent']:.2f} %) | {len(runs)} | "
+            f"{ms([r['balanced_accuracy'] for r in runs])} | {ms([r['auc'] for r in runs])} | "
+            f"{ms(d_bacc) if name != 'finetune' and d_bacc else '–'} | "
+            f"{ms(d_auc) if name != 'finetune' and d_auc else '–'} | {ms([r['train_s'] for r in runs])} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--lr", type=float, default=1e-3, help="full-finetune learning rate")
+    parser.add_argument("--rank", type=int, default=8)
+    parser.add_argument("--runs", nargs="+", default=["finetune", "lora", "lora-10x"])
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--summary", action="store_true", help="print the table of --out and stop")
+    args = parser.parse_args()
+    if args.summary:
+        print(summarise(args.out))
+        return
+
+    import torch
+
+    from eval_suite.runner import EvalConfig, evaluate
+
+    runs = {
+        "finetune": {"protocol": "finetune", "lr": args.lr},
+        "finetune-0.1x": {"protocol": "finetune", "lr": 0.1 * args.lr},
+        "lora": {"protocol": "lora", "lr": args.lr},
+        "lora-10x": {"protocol": "lora", "lr": 10 * args.lr},
+    }
+    work = Path(tempfile.mkdtemp(prefix="lora-bench-"))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for name in args.runs:
+            run = runs[name]
+            cfg = EvalConfig(
+                checkpoint=SPEC,
+                dataset="breastmnist",
+                image_size=[28],
+                protocol=run["protocol"],
+                seeds=[seed],
+                preset="medmnist",
+                epochs=args.epochs,
+                lr=run["lr"],
+                lora_rank=args.rank,
+                lora_alpha=2.0 * args.rank,
+                results_dir=str(work / name),
+                n_bootstrap=200,
+            )
+            t0 = time.perf_counter()
+            record = evaluate(cfg)[0]
+            row = {
+                "date": time.strftime("%Y-%m-%d"),
+                "run": name,
+                "protocol": run["protocol"],
+                "lr": run["lr"],
+                "lora_rank": args.rank if run["protocol"] == "lora" else None,
+                "seed": seed,
+                "epochs": args.epochs,
+                "spec": SPEC,
+                "init": "random (seeded; the same weights for finetune and lora of a seed)",
+                **{f"params_{k}": v for k, v in record["parameters"].items()},
+                "balanced_accuracy": record["metrics"]["balanced_accuracy"],
+                "auc": record["metrics"]["auc"],
+                "best_epoch": record["fit"].get("best_epoch"),
+                "train_s": record["timings"].get("train_s"),
+                "wall_s": time.perf_counter() - t0,
+                "runtime": record["fit"].get("runtime"),
+                "machine": _cpu(),
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+            }
+            with args.out.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            print(
+                json.dumps(
+                    {
+                        k: row[k]
+                        for k in (
+                            "run",
+                            "seed",
+                            "params_trainable_percent",
+                            "balanced_accuracy",
+                            "auc",
+                            "train_s",
+                        )
+                    }
+                ),
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
