@@ -87,7 +87,7 @@ def _on_trigger() -> None:
     global _state
     if _state != "waiting":
         return
-    if _half_imported():
+    if _half_imported(finishing=TRIGGER):  # the trigger is still flagged as importing: not a reason to wait
         _state = "deferred"
     else:
         register()

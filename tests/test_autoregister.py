@@ -15,8 +15,9 @@ import sys
 {first}
 import hfssl
 assert "torch" not in sys.modules or {torch_ok}, "import hfssl imported torch"
-from transformers import AutoConfig, AutoModel, AutoModelForPreTraining
-assert type(AutoConfig.for_model("hfssl")).__name__ == "HfsslConfig"
+from transformers import AutoConfig
+assert type(AutoConfig.for_model("hfssl")).__name__ == "HfsslConfig"  # AutoConfig alone registers
+from transformers import AutoModel, AutoModelForPreTraining
 assert type(AutoConfig.for_model("hfssl_byol")).__name__.endswith("Config")
 from hfssl import _autoregister
 assert _autoregister.is_registered() and _autoregister._HOOK not in sys.meta_path
