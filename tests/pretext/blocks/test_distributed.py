@@ -66,6 +66,7 @@ def _worker(rank: int, port: int, out: dict[str, torch.Tensor]) -> None:
         queue.enqueue(z_a[sl])
         out["queue"][rank] = queue.queue
         out["ptr"][rank] = queue.ptr
+        dist.barrier()  # no rank tears its connections down while the other still reads (gloo aborts)
     finally:
         dist.destroy_process_group()
 

@@ -67,6 +67,7 @@ def _worker(rank: int, port: int, out: dict[str, torch.Tensor]) -> None:
         centre = torch.full((1, 7), 0.5)
         centre_update(centre, [teacher[sl][: B // 2], teacher[sl][B // 2 :]], momentum=0.9)
         out["centre"][rank] = centre[0]
+        dist.barrier()  # no rank tears its connections down while the other still reads (gloo aborts)
     finally:
         dist.destroy_process_group()
 
