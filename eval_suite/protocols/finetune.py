@@ -143,6 +143,20 @@ class Finetune(ClassificationProtocol):
         seed: int,
         device: str,
     ) -> Outcome:
+        return self.finetune(data, extractor, rows, counts, seed, device)
+
+    def finetune(
+        self,
+        data: EvalData,
+        extractor: FeatureExtractor,
+        rows: np.ndarray,
+        counts: list[int],
+        seed: int,
+        device: str,
+        wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+    ) -> Outcome:
+        """:func:`run_finetune` with this protocol's recipe, policy and corrupted test variants;
+        ``wrap`` replaces the classifier before training (the ``lora`` protocol's adapters)."""
         train = data.dsd["train"]
         y_true, y_score, info = run_finetune(
             extractor,
@@ -164,6 +178,7 @@ class Finetune(ClassificationProtocol):
             channels_last=self.cfg.channels_last,
             extra_tests=[(v.key, v.dataset) for v in self.test_variants],
             dataset=data.name,
+            wrap=wrap,
         )
         variants = {
             key: Outcome(y_true=yt, y_score=ys) for key, (yt, ys) in info.pop("variant_scores", {}).items()

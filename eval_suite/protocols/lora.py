@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eval_suite.protocols.base import EvalData, Outcome
-from eval_suite.protocols.finetune import Finetune, run_finetune
+from eval_suite.protocols.finetune import Finetune
 from hfssl.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,27 +96,8 @@ class Lora(Finetune):
             )
             return wrapped["model"]
 
-        train = data.dsd["train"]
-        y_true, y_score, info = run_finetune(
-            extractor,
-            train.select(rows) if len(rows) != len(train) else train,
-            data.dsd["validation"],
-            data.dsd["test"],
-            mode="lora",
-            task=data.task,
-            num_classes=len(data.class_names),
-            train_class_counts=counts,
-            recipe=self.recipe,
-            policy=self.policy,
-            seed=seed,
-            device=device,
-            num_workers=self.cfg.num_workers,
-            ordinal_head=self.cfg.ordinal_head,
-            tune_thresholds=self.cfg.tune_thresholds,
-            mixed_precision=self.cfg.mixed_precision,
-            channels_last=self.cfg.channels_last,
-            wrap=wrap,
-        )
+        outcome = self.finetune(data, extractor, rows, counts, seed, device, wrap=wrap)
+        info = outcome.fit
         info["lora_target_modules"] = len(targets)
         if self.cfg.save_adapter:
             folder = Path(self.cfg.save_adapter)
@@ -125,7 +106,7 @@ class Lora(Finetune):
             info["adapter_dir"] = str(
                 save_trained_adapter(wrapped["model"], folder, self, data, extractor, seed)
             )
-        return Outcome(fit=info, y_true=y_true, y_score=y_score)
+        return outcome
 
 
 def save_trained_adapter(

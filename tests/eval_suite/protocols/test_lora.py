@@ -54,6 +54,13 @@ def test_lora_record_counts_adapters_and_head(tiny_models, tmp_path):
     assert record["fit"]["lora_target_modules"] == 4
 
 
+def test_lora_scores_corrupted_test_splits_like_every_end_to_end_protocol(tiny_models, tmp_path):
+    records = evaluate(_cfg(tiny_models["clip"], tmp_path, corruption="speckle_noise:2,jpeg_compression:5"))
+    clean = [r for r in records if not r.get("corruption")]
+    corrupted = {(r["corruption"]["name"], r["corruption"]["severity"]) for r in records if r.get("corruption")}
+    assert len(clean) == 1 and corrupted == {("speckle_noise", 2), ("jpeg_compression", 5)}
+
+
 def test_saved_adapter_reloads_to_the_same_predictions(tiny_models, tmp_path):
     from eval_suite.protocols.finetune import _classifier
     from hfssl.hub import load_feature_extractor
@@ -84,7 +91,7 @@ def test_saved_adapter_reloads_to_the_same_predictions(tiny_models, tmp_path):
     )
 
 
-def test_lora_refuses_a_model_without_attention(tmp_path):
+def test_lora_refuses_a_model_without_attention(tmp_path, monkeypatch):
     from hfssl import HfsslConfig, HfsslModel
 
     HfsslModel(HfsslConfig(backbone="test_resnet", in_chans=1, image_size=28)).save_pretrained(
@@ -93,10 +100,10 @@ def test_lora_refuses_a_model_without_attention(tmp_path):
     with pytest.raises(ConfigError, match="its linear/conv modules are named"):
         evaluate(_cfg(tmp_path / "cnn", tmp_path, input_size="data"))
     assert not list((tmp_path / "res").glob("*.json"))
-    import eval_suite.protocols.lora as lora_module
+    import eval_suite.protocols.finetune as finetune_module  # the lora protocol trains through it
 
     seen = {}
-    original = lora_module.run_finetune
+    original = finetune_module.run_finetune
 
     def spy(extractor, *args, **kwargs):
         seen["before"] = {k: v.clone() for k, v in extractor.state_dict().items()}
@@ -104,11 +111,8 @@ def test_lora_refuses_a_model_without_attention(tmp_path):
         seen["after"] = {k: v.clone() for k, v in extractor.state_dict().items()}
         return out
 
-    lora_module.run_finetune = spy
-    try:
-        (record,) = evaluate(_cfg(tmp_path / "cnn", tmp_path, input_size="data", lora_targets="conv"))
-    finally:
-        lora_module.run_finetune = original
+    monkeypatch.setattr(finetune_module, "run_finetune", spy)
+    (record,) = evaluate(_cfg(tmp_path / "cnn", tmp_path, input_size="data", lora_targets="conv"))
     assert 0 < record["parameters"]["trainable_percent"] < 100
     # the base CNN is untouched by LoRA training: weights and batch-norm running statistics alike
     base = {k: v for k, v in seen["after"].items() if "lora_" not in k}
