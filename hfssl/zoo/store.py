@@ -124,7 +124,17 @@ def _lock_owner_alive(path: Path) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(int(pid_text))
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed builder that nobody reaped (its parent gone, as under ``nohup ... &`` in a container
+    whose init does not reap) still answers ``kill(pid, 0)``; Linux's ``/proc`` says it is dead."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 # --------------------------------------------------------------------------- zoo:NAME specs
