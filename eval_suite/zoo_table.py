@@ -362,6 +362,16 @@ def _reading(
             f"- Investigated (a note and/or a sweep in the entry's section): {len(investigated)} of {len(not_beats)}"
             + (f"; not yet: {', '.join(left)}." if left else ".")
         )
+    reruns = _as_built_reruns(not_beats, sweeps_dir)
+    if reruns:
+        flipped = [n for n, significant in reruns if significant]
+        lines.append(
+            f"- Re-built as is in an investigation sweep (same recipe, data and seed; another machine or "
+            f"precision): {len(flipped)} of {len(reruns)} then beat random init significantly"
+            + (f" ({', '.join(flipped)})" if flipped else "")
+            + ". The linear-probe CI covers test-set resampling only, not the variation between "
+            "pretraining runs, so entries near the detection limit can land on either side."
+        )
     # the two references below are BreastMNIST 28 px numbers: only entries on that data compare
     built = [t for t in built if t[0].dataset == "breastmnist" and t[0].image_size == 28]
     if not built:
@@ -450,6 +460,22 @@ def _entry_section(e: ZooEntry, ld: Mapping[str, Any], rows: Mapping[str, Any], 
     if note.is_file():
         lines += [note.read_text(encoding="utf-8").strip(), ""]
     return lines
+
+
+def _as_built_reruns(names: Sequence[str], sweeps_dir: Path) -> list[tuple[str, bool]]:
+    """(entry, linear delta significant?) for every sweep variant that re-ran an entry unchanged."""
+    out = []
+    for name in names:
+        path = sweeps_dir / f"{name}.jsonl"
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line) if line.strip() else {}
+            delta = ((row.get("probes") or {}).get("linear") or {}).get("delta_balanced_accuracy")
+            if row and not row.get("overrides") and delta is not None:
+                out.append((name, delta["ci95"][0] > 0))
+                break
+    return out
 
 
 def sweep_section(path: Path) -> list[str]:

@@ -77,3 +77,24 @@ def test_sweep_table_shows_every_variant_with_its_delta(tmp_path: Path):
     assert "as built" in table[1] and "+0.010 [-0.050, +0.070]" in table[1] and "✓" not in table[1]
     assert 'method_kwargs={"momentum": 0.99}' in table[2] and "+0.100 [+0.020, +0.180] ✓" in table[2]
     assert sweep_section(tmp_path / "missing.jsonl") == []
+
+
+def test_as_built_reruns_are_found_and_judged(tmp_path: Path):
+    from eval_suite.zoo_table import _as_built_reruns
+
+    def line(variant, overrides, low):
+        delta = {"delta": low + 0.05, "ci95": [low, low + 0.1], "p_value": 0.01}
+        return json.dumps(
+            {
+                "variant": variant,
+                "overrides": overrides,
+                "probes": {"linear": {"delta_balanced_accuracy": delta}},
+            }
+        )
+
+    (tmp_path / "a.jsonl").write_text(
+        line("m0.9", {"max_steps": 3}, 0.02) + "\n" + line("asbuilt", {}, -0.01) + "\n"
+    )
+    (tmp_path / "b.jsonl").write_text(line("asbuilt", {}, 0.03) + "\n")
+    (tmp_path / "c.jsonl").write_text(line("m0.9", {"max_steps": 3}, 0.03) + "\n")  # no unchanged re-run
+    assert _as_built_reruns(["a", "b", "c", "missing"], tmp_path) == [("a", False), ("b", True)]
