@@ -267,10 +267,17 @@ def test_unreachable_hub(tmp_path, model_2d, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(hf_api.api, "endpoint", dead)
+    # a refused connection is retried with backoff (hfssl.hub.remote.with_retries): record the
+    # waits instead of sleeping them (they were 30 s of this test)
+    import time
+
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)
     folder = _save(model_2d, tmp_path / "backbone")
     before = sorted(p.name for p in folder.iterdir())
     with pytest.raises(HubError, match="cannot reach the Hub") as err:
         push_checkpoint(folder, "org/x")
+    assert waits[:4] == [1.0, 2.0, 4.0, 8.0], waits
     assert "\n" not in err.value.one_line() and dead in err.value.one_line()
     with pytest.raises(HubError, match="cannot reach the Hub"):
         load_feature_extractor("org/x")
