@@ -4,7 +4,10 @@ AUC and time, per seed (issue 17, part 3).
 The backbone is timm's ViT-Tiny (``vit_tiny_patch16_224``: width 192, 3 heads) cut to 6 blocks with
 7 px patches at 28 px (16 tokens + class token), one input channel - small enough for a dozen runs
 of 15 epochs on a 2-core CPU - at random init seeded per seed, so finetune and LoRA of one seed start
-from the same weights (no pretrained tiny ViT is available offline here). Both train with the
+from the same weights. ``--checkpoint SPEC`` starts from another backbone instead - e.g. the
+``backbone`` folder of an ``hfssl pretrain --method mae`` run of that architecture - and ``--label``
+names the start in every row (``random`` by default), so random-init and pretrained comparisons
+share the JSONL and ``--summary`` groups by (label, run). Both train with the
 MedMNIST recipe (Adam, x0.1 at 50 %/75 % of the epochs, best epoch by validation AUC) through
 ``hfssl evaluate``'s runner. Runs: ``finetune`` (lr 1e-3, the MedMNIST recipe), ``finetune-0.1x``
 (lr 1e-4, the usual ViT finetuning lr), ``lora`` (rank r, alpha 2r, on the fused ``qkv`` projection
@@ -13,6 +16,8 @@ of every block, lr 1e-3) and ``lora-10x`` (lr 1e-2). One JSON line per run is ap
 
     OMP_NUM_THREADS=2 python benchmarks/lora_vs_finetune.py --epochs 15 --seeds 0 1 2
     OMP_NUM_THREADS=2 python benchmarks/lora_vs_finetune.py --epochs 15 --seeds 0 1 2 --runs finetune-0.1x
+    OMP_NUM_THREADS=2 python benchmarks/lora_vs_finetune.py --epochs 15 --seeds 0 1 2 \
+        --checkpoint /tmp/mae-tiny/backbone --label mae-300
 """
 
 from __future__ import annotations
@@ -39,33 +44,40 @@ def _cpu() -> str:
     return platform.processor() or "unknown"
 
 
+def _label(row: dict) -> str:
+    """The start a row was measured from; rows written before ``--label`` existed are random init."""
+    return row.get("label") or ("random" if row.get("spec") == SPEC else str(row.get("spec")))
+
+
 def summarise(path: Path = OUT) -> str:
-    """Markdown table of the JSONL: mean ± std over seeds per run, and the paired (same seed)
-    difference to full finetuning."""
+    """Markdown table of the JSONL: mean ± std over seeds per (label, run), and the paired (same
+    seed, same label) difference to full finetuning."""
     import statistics
 
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    by_run: dict[str, dict[int, dict]] = {}
+    by_run: dict[tuple[str, str], dict[int, dict]] = {}
     for row in rows:
-        by_run.setdefault(row["run"], {})[row["seed"]] = row  # a rerun of a seed replaces it
-    base = by_run.get("finetune", {})  # deltas are against full finetuning at the MedMNIST lr
+        # a rerun of a seed replaces it
+        by_run.setdefault((_label(row), row["run"]), {})[row["seed"]] = row
 
     def ms(values: list[float]) -> str:
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
     lines = [
-        "| run | lr | trainable params (share) | seeds | balanced accuracy | AUC | Δ bal. acc. vs FT | Δ AUC vs FT | train time (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| init | run | lr | trainable params (share) | seeds | balanced accuracy | AUC | Δ bal. acc. vs FT | Δ AUC vs FT | train time (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, seeds in by_run.items():
+    for (label, name), seeds in by_run.items():
+        # deltas are against full finetuning at the MedMNIST lr from the same start
+        base = by_run.get((label, "finetune"), {})
         runs = [seeds[s] for s in sorted(seeds)]
         paired = [s for s in sorted(seeds) if s in base]
         d_bacc = [seeds[s]["balanced_accuracy"] - base[s]["balanced_accuracy"] for s in paired]
         d_auc = [seeds[s]["auc"] - base[s]["auc"] for s in paired]
         first = runs[0]
         lines.append(
-            f"| {name} | {first['lr']:g} | {first['params_trainable']:,} of {first['params_total']:,} "
+            f"| {label} | {name} | {first['lr']:g} | {first['params_trainable']:,} of {first['params_total']:,} "
             f"({first['params_trainable_percent']:.2f} %) | {len(runs)} | "
             f"{ms([r['balanced_accuracy'] for r in runs])} | {ms([r['auc'] for r in runs])} | "
             f"{ms(d_bacc) if name != 'finetune' and d_bacc else '–'} | "
@@ -81,12 +93,30 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="full-finetune learning rate")
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--runs", nargs="+", default=["finetune", "lora", "lora-10x"])
+    parser.add_argument(
+        "--checkpoint",
+        default=SPEC,
+        help="backbone to start from (any hfssl checkpoint spec; default: the random-init tiny ViT)",
+    )
+    parser.add_argument(
+        "--label",
+        default=None,
+        help="name of the start, recorded in each row and grouped by in --summary "
+        "(default: 'random' for the default --checkpoint, else the spec)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--summary", action="store_true", help="print the table of --out and stop")
     args = parser.parse_args()
     if args.summary:
         print(summarise(args.out))
         return
+
+    label = args.label or ("random" if args.checkpoint == SPEC else args.checkpoint)
+    init = (
+        "random (seeded; the same weights for finetune and lora of a seed)"
+        if args.checkpoint == SPEC
+        else f"pretrained: {args.checkpoint} (the same weights for every run)"
+    )
 
     import torch
 
@@ -104,7 +134,7 @@ def main() -> None:
         for name in args.runs:
             run = runs[name]
             cfg = EvalConfig(
-                checkpoint=SPEC,
+                checkpoint=args.checkpoint,
                 dataset="breastmnist",
                 image_size=[28],
                 protocol=run["protocol"],
@@ -127,8 +157,9 @@ def main() -> None:
                 "lora_rank": args.rank if run["protocol"] == "lora" else None,
                 "seed": seed,
                 "epochs": args.epochs,
-                "spec": SPEC,
-                "init": "random (seeded; the same weights for finetune and lora of a seed)",
+                "spec": args.checkpoint,
+                "label": label,
+                "init": init,
                 **{f"params_{k}": v for k, v in record["parameters"].items()},
                 "balanced_accuracy": record["metrics"]["balanced_accuracy"],
                 "auc": record["metrics"]["auc"],
@@ -147,6 +178,7 @@ def main() -> None:
                     {
                         k: row[k]
                         for k in (
+                            "label",
                             "run",
                             "seed",
                             "params_trainable_percent",
