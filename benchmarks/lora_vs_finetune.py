@@ -49,9 +49,29 @@ def _label(row: dict) -> str:
     return row.get("label") or ("random" if row.get("spec") == SPEC else str(row.get("spec")))
 
 
-def summarise(path: Path = OUT) -> str:
+# one-sided 95 % quantiles of Student's t (df 1-10): a 90 % two-sided interval, i.e. the two
+# one-sided tests (TOST) of equivalence at the 5 % level
+_T95 = [6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812]
+
+
+def _ci90(values: list[float]) -> tuple[float, float, float]:
+    """Mean and 90 % t-interval of paired differences (needs >= 2 values)."""
+    import math
+    import statistics
+
+    n = len(values)
+    mean = statistics.mean(values)
+    t = _T95[n - 2] if n - 1 <= len(_T95) else 1.645
+    half = t * statistics.stdev(values) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def summarise(path: Path = OUT, margin: float = 0.05, baseline: str = "finetune") -> str:
     """Markdown table of the JSONL: mean ± std over seeds per (label, run), and the paired (same
-    seed, same label) difference to full finetuning."""
+    seed, same label) difference to full finetuning (run ``baseline``); below it, the 90 % t-interval of each paired
+    difference, whether its lower end is above -``margin`` (non-inferiority at the 5 % level: the
+    issue's "within a margin of full finetuning") and whether it lies inside ±``margin``
+    (equivalence by two one-sided tests)."""
     import statistics
 
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -65,12 +85,14 @@ def summarise(path: Path = OUT) -> str:
         return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
     lines = [
-        "| init | run | lr | trainable params (share) | seeds | balanced accuracy | AUC | Δ bal. acc. vs FT | Δ AUC vs FT | train time (s) |",
+        f"| init | run | lr | trainable params (share) | seeds | balanced accuracy | AUC | Δ bal. acc. vs {baseline} "
+        f"| Δ AUC vs {baseline} | train time (s) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    notes: list[str] = []
     for (label, name), seeds in by_run.items():
-        # deltas are against full finetuning at the MedMNIST lr from the same start
-        base = by_run.get((label, "finetune"), {})
+        # deltas are against full finetuning (by default at the MedMNIST lr) from the same start
+        base = by_run.get((label, baseline), {})
         runs = [seeds[s] for s in sorted(seeds)]
         paired = [s for s in sorted(seeds) if s in base]
         d_bacc = [seeds[s]["balanced_accuracy"] - base[s]["balanced_accuracy"] for s in paired]
@@ -80,10 +102,21 @@ def summarise(path: Path = OUT) -> str:
             f"| {label} | {name} | {first['lr']:g} | {first['params_trainable']:,} of {first['params_total']:,} "
             f"({first['params_trainable_percent']:.2f} %) | {len(runs)} | "
             f"{ms([r['balanced_accuracy'] for r in runs])} | {ms([r['auc'] for r in runs])} | "
-            f"{ms(d_bacc) if name != 'finetune' and d_bacc else '–'} | "
-            f"{ms(d_auc) if name != 'finetune' and d_auc else '–'} | {ms([r['train_s'] for r in runs])} |"
+            f"{ms(d_bacc) if name != baseline and d_bacc else '–'} | "
+            f"{ms(d_auc) if name != baseline and d_auc else '–'} | {ms([r['train_s'] for r in runs])} |"
         )
-    return "\n".join(lines)
+        if name != baseline and len(paired) >= 2:
+            parts = []
+            for metric, diffs in (("bal. acc.", d_bacc), ("AUC", d_auc)):
+                mean, lo, hi = _ci90(diffs)
+                noninferior = "yes" if lo > -margin else "no"
+                equivalent = "yes" if -margin < lo and hi < margin else "no"
+                parts.append(
+                    f"Δ {metric} {mean:+.3f}, 90 % CI [{lo:+.3f}, {hi:+.3f}] "
+                    f"(not worse by {margin:g}: {noninferior}; within ±{margin:g}: {equivalent})"
+                )
+            notes.append(f"- {label} / {name} vs {baseline}, {len(paired)} paired seeds: " + "; ".join(parts))
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def main() -> None:
@@ -106,9 +139,15 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--summary", action="store_true", help="print the table of --out and stop")
+    parser.add_argument(
+        "--baseline", default="finetune", help="run the --summary's paired differences are taken against"
+    )
+    parser.add_argument(
+        "--margin", type=float, default=0.05, help="equivalence margin for --summary's paired intervals"
+    )
     args = parser.parse_args()
     if args.summary:
-        print(summarise(args.out))
+        print(summarise(args.out, args.margin, args.baseline))
         return
 
     label = args.label or ("random" if args.checkpoint == SPEC else args.checkpoint)
