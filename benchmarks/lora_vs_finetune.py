@@ -66,17 +66,21 @@ def _ci90(values: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def summarise(path: Path = OUT, margin: float = 0.05, baseline: str = "finetune") -> str:
+def summarise(
+    path: Path = OUT, margin: float = 0.05, baseline: str = "finetune", seeds: list[int] | None = None
+) -> str:
     """Markdown table of the JSONL: mean ± std over seeds per (label, run), and the paired (same
     seed, same label) difference to full finetuning (run ``baseline``); below it, the 90 % t-interval of each paired
     difference, whether its lower end is above -``margin`` (non-inferiority at the 5 % level: the
     issue's "within a margin of full finetuning") and whether it lies inside ±``margin``
-    (equivalence by two one-sided tests)."""
+    (equivalence by two one-sided tests). ``seeds``: only those seeds (default: all)."""
     import statistics
 
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     by_run: dict[tuple[str, str], dict[int, dict]] = {}
     for row in rows:
+        if seeds is not None and row["seed"] not in seeds:
+            continue
         # a rerun of a seed replaces it
         by_run.setdefault((_label(row), row["run"]), {})[row["seed"]] = row
 
@@ -122,7 +126,13 @@ def summarise(path: Path = OUT, margin: float = 0.05, baseline: str = "finetune"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="seeds to run (default 0 1 2); with --summary: to show",
+    )
     parser.add_argument("--lr", type=float, default=1e-3, help="full-finetune learning rate")
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--runs", nargs="+", default=["finetune", "lora", "lora-10x"])
@@ -147,8 +157,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.summary:
-        print(summarise(args.out, args.margin, args.baseline))
+        print(summarise(args.out, args.margin, args.baseline, args.seeds))
         return
+    args.seeds = args.seeds or [0, 1, 2]
 
     label = args.label or ("random" if args.checkpoint == SPEC else args.checkpoint)
     init = (
