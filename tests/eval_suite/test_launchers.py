@@ -258,6 +258,10 @@ def test_a_live_job_of_an_earlier_driver_is_waited_for_not_resubmitted(tmp_path)
     done_file = tmp_path / "result"
     code = "import sys, time, pathlib; time.sleep(1.0); pathlib.Path(sys.argv[1]).write_text('x')"
     proc = subprocess.Popen([sys.executable, "-c", code, str(done_file), "submitit"])  # looks like a job
+    deadline = time.monotonic() + 30
+    while b"submitit" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():  # until exec'd: a job
+        assert time.monotonic() < deadline, "the fake job did not start"
+        time.sleep(0.01)
     try:
         ledger = Ledger(ledger_path(tmp_path))
         ledger.append(
