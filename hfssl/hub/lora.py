@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -143,25 +141,14 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
 def save_adapter(peft_model: Any, folder: str | os.PathLike, metadata: dict[str, Any]) -> Path:
     """Write the adapter (peft's ``save_pretrained``) and ``hfssl_adapter.json`` to ``folder``,
     atomically: a temporary sibling folder renamed into place (an existing adapter is replaced)."""
+    from hfssl.training.checkpointing import atomic_dir
+
     final = Path(folder)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    with atomic_dir(final) as tmp:
         # save_embedding_layers=False: peft would otherwise look the base model up (on the Hub) to
         # see whether its vocabulary changed - a vision adapter has none
         peft_model.save_pretrained(str(tmp), safe_serialization=True, save_embedding_layers=False)
         (tmp / ADAPTER_META).write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str) + "\n")
-        if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 
