@@ -84,10 +84,23 @@ class PretrainSpec:
     seed: int = 42
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     method_kwargs: dict[str, Any] = field(default_factory=dict)
-    export_backbone: str = "online"
+    export_backbone: str = "auto"  # the method's own choice: the online encoder, DINO's teacher
+
+    def resolved_export(self) -> str:
+        """The encoder ``export_backbone`` names: ``"auto"`` is the method's ``default_export``
+        (``"target"`` for DINO, whose teacher is its better encoder; ``"online"`` otherwise and for
+        multi-SSL combinations, which export their shared backbone)."""
+        if self.export_backbone != "auto":
+            return self.export_backbone
+        from hfssl.pretext.registry import get_pretext_class, parse_method_spec
+
+        methods = parse_method_spec(self.method).methods
+        return get_pretext_class(methods[0]).default_export if len(methods) == 1 else "online"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # resolved, so that "auto" and the encoder it stands for are one run (one store key); cells
+        # stored when the default was "online" keep their keys wherever "auto" means "online"
+        return {**dataclasses.asdict(self), "export_backbone": self.resolved_export()}
 
     def key(self) -> str:
         """Store key: sha256 of the canonical JSON of every field (16 hex digits)."""
@@ -203,7 +216,7 @@ class CheckpointStore:
                     save_strategy="no",
                     report_to="none",
                     logging_steps=max(1, spec.max_steps // 10),
-                    export_backbone=spec.export_backbone,  # type: ignore[arg-type]
+                    export_backbone=spec.resolved_export(),  # type: ignore[arg-type]
                     use_cpu=device == "cpu",
                     disable_tqdm=progress_disabled(),
                 ),
@@ -237,7 +250,7 @@ class CheckpointStore:
             "--learning-rate", repr(spec.learning_rate), "--seed", str(spec.seed),
             "--eval-strategy", "no", "--save-strategy", "no", "--report-to", "none",
             "--logging-steps", str(max(1, spec.max_steps // 10)),
-            "--export-backbone", spec.export_backbone, "--disable-tqdm", "true",
+            "--export-backbone", spec.resolved_export(), "--disable-tqdm", "true",
         ]  # fmt: skip
         if spec.backbone_kwargs:
             argv += ["--backbone-kwargs", json.dumps(spec.backbone_kwargs)]

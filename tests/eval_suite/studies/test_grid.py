@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,24 @@ def test_key_is_stable_and_sensitive_to_every_field():
         PretrainSpec(method="rot", image_size=64, **TINY),
     ]
     assert len({v.key() for v in variants} | {a.key()}) == len(variants) + 1
+
+
+def test_auto_export_is_the_methods_own_encoder_and_keeps_online_keys():
+    """Studies export what the method would (DINO: its teacher); where that is the online encoder
+    the store key is the one cells had when the default was "online" (no recomputation)."""
+    for method in ("rot", "byol", "rot+simclr", "rot:0.5+dino"):
+        auto, online = (
+            PretrainSpec(method=method, **TINY),
+            PretrainSpec(method=method, export_backbone="online", **TINY),
+        )
+        assert auto.resolved_export() == "online"
+        assert auto.key() == online.key()
+    dino = PretrainSpec(method="dino", **TINY)
+    assert dino.resolved_export() == "target"
+    assert dino.key() == PretrainSpec(method="dino", export_backbone="target", **TINY).key()
+    assert dino.key() != PretrainSpec(method="dino", export_backbone="online", **TINY).key()
+    argv = CheckpointStore(Path("unused")).pretrain_argv(dino, "out", data_dir=None, world=1)
+    assert argv[argv.index("--export-backbone") + 1] == "target"
 
 
 def test_half_written_pretraining_is_not_a_checkpoint(tmp_path):
