@@ -5,6 +5,10 @@ trainable ``nn.Module``:
 
 * ``embed(pixel_values) -> (B, D)`` pooled embedding (``forward`` is ``embed``);
 * ``feature_maps(pixel_values) -> list[Tensor]`` multi-scale maps, shallow to deep;
+* ``embed_with_map(pixel_values) -> (embedding, map or None)`` the pooled embedding and the
+  deepest feature map (``(B, C, h, w)``: CNN stage output, ViT patch tokens on their grid without
+  class/register tokens) from one forward pass where the backbone allows - what distillation
+  matches; ``None`` where the model gives no spatial map;
 * ``in_chans``, ``image_size``, ``spatial_dims``, ``embed_dim``, ``feature_channels``,
   ``normalisation`` (``(mean, std)`` or ``None``) and ``channel_adapter``.
 
@@ -63,6 +67,8 @@ class FeatureExtractor(nn.Module):
         normalisation: ``(mean, std)`` per channel applied to [0, 1] inputs, or ``None``.
         info: provenance for result records.
         interpolation: the model's own resampling for resized input (``bilinear`` or ``bicubic``).
+        features_fn: optional ``(backbone, x) -> (embedding, list of maps)`` in one pass (the same
+            values as ``embed_fn`` and ``maps_fn``); without it :meth:`embed_with_map` runs both.
     """
 
     def __init__(
@@ -79,11 +85,14 @@ class FeatureExtractor(nn.Module):
         normalisation: tuple[Sequence[float], Sequence[float]] | None,
         info: ExtractorInfo,
         interpolation: str = "bilinear",
+        features_fn: Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, Sequence[torch.Tensor]]]
+        | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self._embed_fn = embed_fn
         self._maps_fn = maps_fn
+        self._features_fn = features_fn
         self.in_chans = int(in_chans)
         self.image_size = image_size
         self.spatial_dims = int(spatial_dims)
@@ -193,6 +202,22 @@ class FeatureExtractor(nn.Module):
     def feature_maps(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps, shallow to deep."""
         return list(self._maps_fn(self.backbone, self.prepare(pixel_values)))
+
+    def embed_with_map(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(embedding (B, embed_dim), deepest map (B, C, *grid) or None)``, one pass where possible.
+
+        The map is the last of :meth:`feature_maps` (channels first, ``spatial_dims`` grid axes);
+        ``None`` when the model has none (no maps, or the deepest one is not spatial)."""
+        x = self.prepare(pixel_values)
+        if self._features_fn is not None:
+            pooled, maps = self._features_fn(self.backbone, x)
+        else:
+            pooled, maps = self._embed_fn(self.backbone, x), self._maps_fn(self.backbone, x)
+        maps = list(maps)
+        deepest = maps[-1] if maps else None
+        if deepest is None or deepest.ndim != self.spatial_dims + 2:
+            deepest = None
+        return pooled, deepest
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.embed(pixel_values)

@@ -252,6 +252,7 @@ def hfssl_extractor(
         model,
         embed_fn=lambda m, x: m.forward_features(x)[0],
         maps_fn=lambda m, x: m.forward_features(x)[1],
+        features_fn=lambda m, x: m.forward_features(x),
         in_chans=config.in_chans,
         image_size=config.image_size,
         spatial_dims=config.spatial_dims,
@@ -314,6 +315,11 @@ def timm_extractor(model: Any, *, spec: str, content_hash: str, random_init: boo
     def maps_fn(m: Any, x: torch.Tensor) -> list[torch.Tensor]:
         return list(m.forward_intermediates(x, intermediates_only=True))
 
+    def features_fn(m: Any, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        # one pass: the final features give timm's pooled pre-logits, as ``m(x)`` does (num_classes=0)
+        final, intermediates = m.forward_intermediates(x)
+        return m.forward_head(final, pre_logits=True), list(intermediates)
+
     channels = [int(info["num_chs"]) for info in getattr(model, "feature_info", [])]
     patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
     details = {"patch_size": int(patch[-1]) if isinstance(patch, (tuple, list)) else patch} if patch else {}
@@ -321,6 +327,7 @@ def timm_extractor(model: Any, *, spec: str, content_hash: str, random_init: boo
         model,
         embed_fn=lambda m, x: m(x),
         maps_fn=maps_fn,
+        features_fn=features_fn if hasattr(model, "forward_intermediates") else None,
         in_chans=in_chans,
         image_size=image_size,
         spatial_dims=2,
@@ -425,6 +432,7 @@ def _from_transformers_folder(
         model,
         embed_fn=lambda m, x: _hf_embedding(forward(m, x, False)),
         maps_fn=lambda m, x: _hf_feature_maps(forward(m, x, True)),
+        features_fn=lambda m, x: _hf_features(forward(m, x, True)),
         in_chans=in_chans,
         image_size=image_size,
         spatial_dims=2,
@@ -495,6 +503,10 @@ def _hf_embedding(out: Any) -> torch.Tensor:
     last = out.last_hidden_state
     # CNN maps (B, C, H, W): average over space; token states (B, N, D): average over tokens
     return last.mean(dim=(2, 3)) if last.ndim == 4 else last.mean(dim=1)
+
+
+def _hf_features(out: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    return _hf_embedding(out), _hf_feature_maps(out)
 
 
 def _hf_feature_maps(out: Any, max_token_maps: int = 4) -> list[torch.Tensor]:

@@ -73,8 +73,8 @@ METHODS: dict[str, MethodInfo] = _methods(
     MethodInfo("mae", "hfssl.pretext.mae", "generative", spatial_dims=(2,), needs_vit=True, in_paper=False),
     MethodInfo("vicreg", "hfssl.pretext.vicreg", "redundancy-reduction", in_paper=False),
     MethodInfo("dino", "hfssl.pretext.dino", "self-distillation", in_paper=False),
-    # distillation from a frozen 2D teacher: 2D students only (no slice-wise 3D yet)
-    MethodInfo("distill", "hfssl.pretext.distill", "self-distillation", spatial_dims=(2,), in_paper=False),
+    # distillation from a frozen 2D teacher: 3D students learn from its slices (hfssl/pretext/distill.py)
+    MethodInfo("distill", "hfssl.pretext.distill", "self-distillation", in_paper=False),
     MethodInfo(
         "barlow_twins",
         "hfssl.pretext.barlow_twins",

@@ -259,6 +259,21 @@ class Row:
 EV = ("evaluate", "--protocol", "knn", "--max-train-samples", "16", "--max-eval-samples", "16")
 LORA = ("evaluate", "--protocol", "lora", "--max-train-samples", "16", "--max-eval-samples", "16")
 PRE = ("pretrain", "--method", "rot", "--backbone", "test_resnet", "--max-steps", "1")
+DISTILL = ("pretrain", "--method", "distill", "--backbone", "test_resnet", "--max-steps", "1")
+
+
+def teacher_3d(tmp: Path) -> None:
+    from hfssl.models import HfsslConfig, HfsslModel
+
+    config = HfsslConfig(
+        backbone="unet3d_encoder",
+        spatial_dims=3,
+        in_chans=1,
+        image_size=28,
+        backbone_kwargs={"channels": [4] * 4},
+    )
+    HfsslModel(config).save_pretrained(tmp / "teacher3d")
+
 
 ROWS = [
     # -- uncreatable / unwritable output folder
@@ -533,6 +548,42 @@ ROWS = [
             "{ck}",
         ),
         "is a 2D test_resnet model, this run's data is 3D",
+    ),
+    # -- distill: no teacher, one that cannot be loaded, or a 3D one (3D students learn from the
+    #    slices a 2D teacher embeds)
+    Row(
+        "pretrain-distill-no-teacher",
+        (*DISTILL, "--dataset", "breastmnist", "--output-dir", "{tmp}/run"),
+        "distill needs a teacher",
+    ),
+    Row(
+        "pretrain-distill-teacher-missing",
+        (
+            *DISTILL,
+            "--method-kwargs",
+            '{"teacher": "{tmp}/no-teacher"}',
+            "--dataset",
+            "breastmnist",
+            "--output-dir",
+            "{tmp}/run",
+        ),
+        "cannot load the distillation teacher",
+    ),
+    Row(
+        "pretrain-distill-3d-teacher-for-3d-student",
+        (
+            *DISTILL,
+            "--method-kwargs",
+            '{"teacher": "{tmp}/teacher3d"}',
+            "--dataset",
+            "adrenalmnist3d",
+            "--backbone",
+            "unet3d_encoder",
+            "--output-dir",
+            "{tmp}/run",
+        ),
+        "is 3D; distill needs a 2D teacher",
+        lambda tmp, assets: teacher_3d(tmp),
     ),
     # -- .npz: missing key, labels out of range, wrong dtype / shape, NaN / Inf pixels, not a zip
     Row(

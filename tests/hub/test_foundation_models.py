@@ -37,6 +37,19 @@ def test_loads_with_own_size_normalisation_and_interpolation(tiny_models, kind):
     assert maps and all(m.shape[-2:] == (4, 4) for m in maps)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_embed_with_map_is_one_pass_of_embed_and_the_deepest_map(tiny_models, kind):
+    """What distillation reads: the pooled embedding and the patch grid (no CLS token), one forward."""
+    extractor = load_feature_extractor(str(tiny_models[kind])).eval()
+    extractor.set_input_size(NATIVE, "auto")
+    x = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        pooled, spatial = extractor.embed_with_map(x)
+        torch.testing.assert_close(pooled, extractor.embed(x))
+        torch.testing.assert_close(spatial, extractor.feature_maps(x)[-1])
+    assert spatial.shape == (2, 32, 4, 4)  # 32 px / patch 8
+
+
 def test_vit_mae_keeps_every_patch_in_image_order(tiny_models):
     from transformers import ViTMAEModel
 

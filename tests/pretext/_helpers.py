@@ -105,9 +105,15 @@ def assert_grads_reach_backbone(model: PretextModel) -> None:
 _TEACHER_DIRS: dict[str, str] = {}
 
 
+TINY_TIMM_VIT = "timm:vit_tiny_patch16_224?img_size=28&patch_size=7&depth=2&embed_dim=48&num_heads=2"
+
+
 def tiny_teacher(kind: str = "hfssl") -> str:
     """A tiny local distillation teacher (made once per process): an hfssl ResNet-10 checkpoint
-    (``"hfssl"``) or a 2-layer transformers DINOv2 (hidden 32, 28 px, patch 14; ``"dinov2"``)."""
+    (``"hfssl"``), a 2-layer transformers DINOv2 (hidden 32, 28 px, patch 14; ``"dinov2"``) or a
+    2-block timm ViT at random init (28 px, patch 7, width 48; ``"timm"``, a spec: no folder)."""
+    if kind == "timm":
+        return TINY_TIMM_VIT
     if kind not in _TEACHER_DIRS:
         folder = tempfile.mkdtemp(prefix=f"teacher_{kind}_")
         state = torch.random.get_rng_state()

@@ -36,12 +36,14 @@ def tiny_backbone(name: str, dims: int):
     return backbone_3d("unet3d_encoder", backbone_kwargs={"channels": [8, 16, 32, 64]})
 
 
-def tiny_settings(name: str) -> dict:
+def tiny_settings(name: str, dims: int = 2) -> dict:
     settings: dict = {}
     if METHODS[name].unet_decoder:
         settings["decoder_channels"] = [32, 16, 8]
     if name == "distill":
-        settings["teacher"] = tiny_teacher()
+        # 3D: slices of the adrenal masks are small blobs, whose deepest ReLU map in the random
+        # tiny ResNet teacher is exactly zero (a zero target: no gradient); the tiny ViT embeds them
+        settings["teacher"] = tiny_teacher("hfssl" if dims == 2 else "dinov2")
     if name == "mae":
         settings.update(decoder_dim=32, decoder_depth=1, decoder_num_heads=2)
     return settings
@@ -49,7 +51,7 @@ def tiny_settings(name: str) -> dict:
 
 def _build(name: str, dims: int, seed: int = 0):
     torch.manual_seed(seed)
-    return create_pretext_model(name, tiny_backbone(name, dims), **tiny_settings(name)).train()
+    return create_pretext_model(name, tiny_backbone(name, dims), **tiny_settings(name, dims)).train()
 
 
 def _loss(model, pixel_values: torch.Tensor, seed: int = 1):
