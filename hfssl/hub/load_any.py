@@ -420,7 +420,8 @@ def _from_transformers_folder(
     with torch.no_grad():
         out = forward(model, torch.zeros(1, in_chans, probe_size, probe_size), True)
     embed = _hf_embedding(out)
-    maps = _hf_feature_maps(out)
+    prefix = _hf_prefix_tokens(config)
+    maps = _hf_feature_maps(out, prefix)
     if not maps:
         raise CheckpointError(
             f"{spec} returns no hidden states to use as feature maps", "use a vision backbone"
@@ -431,8 +432,8 @@ def _from_transformers_folder(
     return FeatureExtractor(
         model,
         embed_fn=lambda m, x: _hf_embedding(forward(m, x, False)),
-        maps_fn=lambda m, x: _hf_feature_maps(forward(m, x, True)),
-        features_fn=lambda m, x: _hf_features(forward(m, x, True)),
+        maps_fn=lambda m, x: _hf_feature_maps(forward(m, x, True), prefix),
+        features_fn=lambda m, x: _hf_features(forward(m, x, True), prefix),
         in_chans=in_chans,
         image_size=image_size,
         spatial_dims=2,
@@ -505,11 +506,18 @@ def _hf_embedding(out: Any) -> torch.Tensor:
     return last.mean(dim=(2, 3)) if last.ndim == 4 else last.mean(dim=1)
 
 
-def _hf_features(out: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    return _hf_embedding(out), _hf_feature_maps(out)
+def _hf_features(out: Any, prefix: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    return _hf_embedding(out), _hf_feature_maps(out, prefix)
 
 
-def _hf_feature_maps(out: Any, max_token_maps: int = 4) -> list[torch.Tensor]:
+def _hf_prefix_tokens(config: Any) -> int | None:
+    """Leading non-patch tokens where the config says (class token + ``num_register_tokens``:
+    DINOv2 with registers), else ``None`` (found from the token count)."""
+    registers = getattr(config, "num_register_tokens", None)
+    return 1 + int(registers) if isinstance(registers, int) else None
+
+
+def _hf_feature_maps(out: Any, prefix: int | None = None, max_token_maps: int = 4) -> list[torch.Tensor]:
     states = [h for h in (out.hidden_states or ()) if h is not None]
     maps = [h for h in states if h.ndim == 4]
     if maps:
@@ -520,13 +528,15 @@ def _hf_feature_maps(out: Any, max_token_maps: int = 4) -> list[torch.Tensor]:
         return []
     step = max(1, len(layers) // max_token_maps)
     chosen = layers[step - 1 :: step][-max_token_maps:]
-    return [m for m in (_tokens_to_map(h) for h in chosen) if m is not None]
+    return [m for m in (_tokens_to_map(h, prefix) for h in chosen) if m is not None]
 
 
-def _tokens_to_map(tokens: torch.Tensor) -> torch.Tensor | None:
-    """(B, N, D) -> (B, D, s, s), dropping leading class/register tokens so the rest is square."""
+def _tokens_to_map(tokens: torch.Tensor, prefix: int | None = None) -> torch.Tensor | None:
+    """(B, N, D) -> (B, D, s, s), dropping the ``prefix`` leading class/register tokens, or where
+    that is unknown the fewest that leave a square (ambiguous with registers: 1 + 4 tokens before a
+    2x2 grid also leave a 3x3 square after 0, so the config's count wins when it has one)."""
     n = tokens.shape[1]
-    for extra in range(0, min(n, 9)):
+    for extra in range(0, min(n, 9)) if prefix is None else (prefix,):
         side = int(round((n - extra) ** 0.5))
         if side * side == n - extra and side > 0:
             grid = tokens[:, extra:, :]

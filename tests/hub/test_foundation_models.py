@@ -143,3 +143,27 @@ def test_volumes_resize_trilinear_and_pad_in_three_dimensions():
     out = extractor.prepare(x)
     torch.testing.assert_close(out[:, :, 2:30, 2:30, 2:30], x)
     assert out[:, :, :2].abs().max() == 0
+
+
+def test_register_tokens_are_dropped_from_the_patch_grid(tmp_path: Path) -> None:
+    """DINOv2 with 4 registers on a 2x2 grid: 1 + 4 + 4 = 9 tokens, which is also a 3x3 square; the
+    config's register count, not the square search, decides where the patch grid starts."""
+    from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    from hfssl.hub import load_feature_extractor
+
+    torch.manual_seed(0)
+    config = Dinov2WithRegistersConfig(
+        image_size=16, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        mlp_ratio=2, num_register_tokens=4,
+    )  # fmt: skip
+    Dinov2WithRegistersModel(config).save_pretrained(tmp_path / "reg")
+    extractor = load_feature_extractor(str(tmp_path / "reg"))
+    x = torch.rand(2, 3, 16, 16)
+    _, grid = extractor.embed_with_map(x)
+    assert grid is not None and tuple(grid.shape) == (2, 32, 2, 2)
+    with torch.no_grad():
+        out = extractor.backbone(pixel_values=extractor.prepare(x), output_hidden_states=True)
+    tokens = out.hidden_states[-1]  # the deepest block's tokens (before the final layer norm)
+    expected = tokens[:, 5:, :].transpose(1, 2).reshape(2, 32, 2, 2)
+    torch.testing.assert_close(grid, expected)
