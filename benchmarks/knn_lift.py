@@ -72,8 +72,16 @@ TUNING: dict[str, dict] = {  # candidates, run on the tuning seeds (TUNING_SEEDS
     "barlow_twins/w512/lr1e-3": {"method": "barlow_twins", "kwargs": W512, "lr": 1e-3},
     # Barlow Twins below SimCLR at 512 (lr 1e-3 lower still): a 128-wide output (D <= batch, so
     # the cross-correlation can reach the identity), and a stronger redundancy term at 512.
-    "barlow_twins/w128": {"method": "barlow_twins", "kwargs": {"projection_dim": 128, "projection_hidden_dim": 512}, "lr": 3e-3},
-    "barlow_twins/w512/lambda2e-2": {"method": "barlow_twins", "kwargs": {**W512, "lambda_offdiag": 2e-2}, "lr": 3e-3},
+    "barlow_twins/w128": {
+        "method": "barlow_twins",
+        "kwargs": {"projection_dim": 128, "projection_hidden_dim": 512},
+        "lr": 3e-3,
+    },
+    "barlow_twins/w512/lambda2e-2": {
+        "method": "barlow_twins",
+        "kwargs": {**W512, "lambda_offdiag": 2e-2},
+        "lr": 3e-3,
+    },
     # DINO: the teacher (the exported, monitored encoder) at momentum 0.996 averages over ~250
     # steps, the whole run: 0.99 (~100 steps); and DINO's usual lower lr.
     "dino/m0.99": {"method": "dino", "kwargs": {"momentum": 0.99}, "lr": 3e-3},
@@ -84,7 +92,12 @@ TUNING: dict[str, dict] = {  # candidates, run on the tuning seeds (TUNING_SEEDS
     "dino/m0.99/lr1e-3/fp32": {"method": "dino", "kwargs": {"momentum": 0.99}, "lr": 1e-3, "argv": FP32},
     # The teacher's entropy stayed near log(2048) = 7.6 (near-uniform targets) in those runs: 256
     # prototypes (fewer than the 546 images) and a head as wide as SimCLR's.
-    "dino/m0.99/lr1e-3/out256/fp32": {"method": "dino", "kwargs": {"momentum": 0.99, "out_dim": 256, "head_hidden_dim": 512}, "lr": 1e-3, "argv": FP32},
+    "dino/m0.99/lr1e-3/out256/fp32": {
+        "method": "dino",
+        "kwargs": {"momentum": 0.99, "out_dim": 256, "head_hidden_dim": 512},
+        "lr": 1e-3,
+        "argv": FP32,
+    },
 }
 SETTINGS.update(TUNING)
 # The setting of each method in the final comparison (seeds 0/1/2): the candidate with the best
@@ -159,7 +172,12 @@ def run_one(label: str, seed: int, work: Path) -> dict:
         if not teacher.is_dir():  # retrain the seed's SimCLR backbone (same setting, same seed)
             pretrain([*COMMON, *setting_argv(FINAL["simclr"]), "--seed", str(seed)], teacher.parent)
         teacher_score = next(
-            (r["knn_accuracy"] for r in completed(rows()) if (r["setting"], r["seed"]) == (FINAL["simclr"], seed)), None
+            (
+                r["knn_accuracy"]
+                for r in completed(rows())
+                if (r["setting"], r["seed"]) == (FINAL["simclr"], seed)
+            ),
+            None,
         )
         argv = [*COMMON, *setting_argv(label, teacher=str(teacher)), "--seed", str(seed)]
         extra = {"teacher": f"simclr seed {seed}", "teacher_knn_accuracy": teacher_score}
@@ -211,7 +229,9 @@ def summary(data: list[dict] | None = None) -> None:
                 init = statistics.mean(r["knn_accuracy_init"] for r in rs)
                 final = statistics.mean(r["knn_accuracy"] for r in rs)
                 wall = statistics.mean(r["wall_s"] for r in rs)
-                per = ", ".join(f"s{r['seed']} {r['knn_accuracy_init']:.3f}->{r['knn_accuracy']:.3f}" for r in rs)
+                per = ", ".join(
+                    f"s{r['seed']} {r['knn_accuracy_init']:.3f}->{r['knn_accuracy']:.3f}" for r in rs
+                )
                 line = f"  {label:28s} n={len(rs)} {init:.3f} -> {final:.3f} (lift {lift(rs):+.3f}, {wall:.0f} s/run)"
                 seeds = [r["seed"] for r in rs]
                 if label != "simclr" and rs[0]["method"] in ("vicreg", "barlow_twins", "dino"):
@@ -220,7 +240,9 @@ def summary(data: list[dict] | None = None) -> None:
                         ok = "PASS" if lift(rs) >= base else "FAIL"
                         line += f" vs simclr {base:+.3f} -> {ok}"
                 print(f"{line} | {per}")
-            students = [r for r in here if r["method"] == "distill" and r.get("teacher_knn_accuracy") is not None]
+            students = [
+                r for r in here if r["method"] == "distill" and r.get("teacher_knn_accuracy") is not None
+            ]
             if students:
                 s = statistics.mean(r["knn_accuracy"] for r in students)
                 t = statistics.mean(r["teacher_knn_accuracy"] for r in students)

@@ -113,7 +113,9 @@ def test_settings_keep_simclrs_budget_and_build_the_method() -> None:
         get_pretext_class(method).config_class(**m_args.method_kwargs)  # valid settings of the method
 
 
-def test_benchmark_summary_compares_settings_with_simclr_on_the_same_seeds(tmp_path, monkeypatch, capsys) -> None:
+def test_benchmark_summary_compares_settings_with_simclr_on_the_same_seeds(
+    tmp_path, monkeypatch, capsys
+) -> None:
     """Old unlabelled rows are the plain setting at stage final; tuning and final are apart; failures listed."""
 
     def row(setting, seed, init, final, **extra):
@@ -214,7 +216,9 @@ BELOW_SIMCLR: dict[str, str] = {
 @pytest.mark.parametrize(
     "method",
     [
-        pytest.param(m, marks=pytest.mark.xfail(reason=BELOW_SIMCLR[m], strict=False)) if m in BELOW_SIMCLR else m
+        pytest.param(m, marks=pytest.mark.xfail(reason=BELOW_SIMCLR[m], strict=False))
+        if m in BELOW_SIMCLR
+        else m
         for m in ("vicreg", "barlow_twins", "dino")
     ],
 )
