@@ -214,8 +214,7 @@ class PretextModel(PreTrainedModel):
         DINO, whose teacher is the better encoder.
         ``provenance``: extra config fields (``pretrain_dataset``, ``pretrain_epochs`` ...).
         """
-        source = self._backbone_for_export(self.default_export if which == "auto" else which)
-        exported = copy.deepcopy(source)
+        exported = copy.deepcopy(self.encoder_to_export(which))
         methods = list(getattr(self, "method_names", None) or [self.method_name])
         fields: dict[str, Any] = {"pretext_methods": methods}
         fields.update(provenance or {})
@@ -223,6 +222,14 @@ class PretextModel(PreTrainedModel):
             setattr(exported.config, key, value)
         exported.requires_grad_(True)
         return exported
+
+    def encoder_to_export(self, which: str = "auto") -> HfsslModel:
+        """The encoder (no copy) that :meth:`export_backbone` would export for ``which``.
+
+        The trainer's online kNN monitor scores this one, so that it scores what users get
+        (DINO's teacher by default, not its student).
+        """
+        return self._backbone_for_export(self.default_export if which == "auto" else which)
 
     def _backbone_for_export(self, which: str) -> HfsslModel:
         if which != "online":

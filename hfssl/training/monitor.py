@@ -3,7 +3,8 @@
 Not to be confused with ``eval_suite``'s kNN *protocol* (scikit-learn, a frozen checkpoint): this
 monitor runs inside the training loop, on the training device, and logs ``knn_*`` metrics.
 
-Every evaluation, the backbone (in eval mode) embeds the labelled train split (the memory bank)
+Every evaluation, the backbone that would be exported (``--export-backbone``: the online
+encoder, DINO's teacher by default) embeds, in eval mode, the labelled train split (the memory bank)
 and the validation split; embeddings are centred on the memory bank's mean and L2-normalised
 ("CL2N", Wang et al. 2019, SimpleShot), each validation image takes its ``k`` most
 cosine-similar train images, and votes ``exp(sim / T)`` for their labels (Wu et al. 2018, the

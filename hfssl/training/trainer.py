@@ -481,7 +481,8 @@ class Pretrainer:
 
     def _evaluate(self, run: _Run) -> dict[str, Any]:
         assert run.monitor is not None and run.unwrapped is not None
-        metrics = run.monitor.evaluate(run.unwrapped.backbone)
+        # the exported encoder (DINO: the teacher by default), the backbone users get
+        metrics = run.monitor.evaluate(run.unwrapped.encoder_to_export(self.args.export_backbone))
         record: dict[str, Any] = {
             "step": self.state.global_step,
             "epoch": round(self.state.global_step / max(self.state.steps_per_epoch, 1), 4),

@@ -63,6 +63,9 @@ def test_teacher_is_the_ema_and_is_exported_by_default():
     assert _same(model.export_backbone(which="target"), model.teacher_backbone)
     assert _same(model.export_backbone(which="online"), model.backbone)
     assert not _same(model.backbone, model.teacher_backbone)
+    # the trainer's kNN monitor scores this encoder: the one exported, not the student
+    assert model.encoder_to_export() is model.teacher_backbone
+    assert model.encoder_to_export("online") is model.backbone
 
 
 def test_teacher_temperature_warms_up_and_momentum_rises():
