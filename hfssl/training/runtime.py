@@ -32,9 +32,11 @@ MPS, XPU, other          fp32                   contiguous          contiguous  
     roofs; ``benchmarks/results/pretrain_throughput.jsonl`` records them), so fp32 stays the
     default there. Unknown vendors keep fp32.
 
-[4] :func:`cpu_bf16_conv3d_grad_error` checks a bf16 conv3d weight gradient against fp32 once per
-    process; where it is wrong (seen on an AMD EPYC with PyTorch 2.14.1), 3D CNN pretraining and
-    finetuning run fp32 (feature extraction needs no weight gradient and keeps bf16).
+[4] :func:`cpu_bf16_conv3d_grad_error` and :func:`cpu_bf16_conv2d_grad_error` check bf16
+    convolution weight gradients against fp32 once per process; where they are wrong (seen on an
+    AMD EPYC with PyTorch 2.14.1: conv3d on 2x2x2 maps, and conv2d with stride 2 on 1x1 maps, which
+    small inputs such as DINO's local crops or jigsaw tiles reach), 3D (resp. 2D) CNN pretraining
+    and finetuning run fp32 (feature extraction needs no weight gradient and keeps bf16).
 
 ``auto`` also follows a launcher's ``fp16``/``bf16`` (``accelerate launch --mixed_precision``)
 for pretraining. The capability probe is :func:`probe_device`; tests fake it to check each row.
@@ -70,6 +72,7 @@ __all__ = [
     "DeviceCaps",
     "RuntimePlan",
     "backbone_is_cnn",
+    "cpu_bf16_conv2d_grad_error",
     "cpu_bf16_conv3d_grad_error",
     "cpu_bf16_unit",
     "cpu_vendor",
@@ -138,13 +141,19 @@ CPU_BF16_FASTER: dict[tuple[str, str], bool] = {
 class DeviceCaps:
     """What the resolver needs to know about a device: its type, whether it runs bf16 natively,
     whether bf16 is faster than fp32 there (always so on CUDA; :data:`CPU_BF16_FASTER` on CPU), and
-    whether bf16 3D-convolution weight gradients are right there (:func:`cpu_bf16_conv3d_grad_error`)."""
+    whether bf16 convolution weight gradients are right there (:func:`cpu_bf16_conv3d_grad_error`,
+    :func:`cpu_bf16_conv2d_grad_error`)."""
 
     device_type: str
     bf16: bool
     bf16_faster: bool = True
     detail: str = ""
     bf16_conv3d_grad_ok: bool = True
+    bf16_conv2d_grad_ok: bool = True
+
+    def bf16_conv_grad_ok(self, spatial_dims: int) -> bool:
+        """Whether bf16 weight gradients of ``spatial_dims``-D convolutions are right here."""
+        return self.bf16_conv3d_grad_ok if spatial_dims == 3 else self.bf16_conv2d_grad_ok
 
 
 #: Largest relative error of a bf16 weight gradient that still counts as right (bf16 keeps 8 bits of
@@ -154,6 +163,47 @@ BF16_GRAD_TOLERANCE = 0.05
 #: (batch, in channels, out channels) of the probe's convolutions; the broken kernel is picked by
 #: shape (seen: 2x8->16 and 4x16->32 wrong, 2x4->8 right), so the probe tries the shapes seen wrong.
 _CONV3D_PROBE_SHAPES = ((2, 8, 16), (4, 16, 32))
+#: the same for 2D: a 3x3 stride-2 convolution of a 1x1 map (seen wrong: 8x16->32, 64x48->96 and
+#: 256x48->96; right: 16x128->256, 32x256->512)
+_CONV2D_PROBE_SHAPES = ((8, 16, 32), (64, 48, 96))
+_CONV2D_PROBE_TRIALS = 6  # seen: 4-5 of 6 calls of a shape wrong, never the first
+
+
+def _weight_grad_error(conv, weight: torch.Tensor, x: torch.Tensor, gen: torch.Generator, **kw) -> float:
+    """Relative max error of ``conv``'s bf16-autocast weight gradient against fp32 (inf if not finite)."""
+    grad_out = torch.randn(conv(x, weight, **kw).shape, generator=gen)
+    w32, w16 = weight.clone().requires_grad_(True), weight.clone().requires_grad_(True)
+    conv(x, w32, **kw).backward(grad_out)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x, w16, **kw)
+    y.backward(grad_out.to(y.dtype))
+    assert w32.grad is not None and w16.grad is not None
+    err = float((w16.grad - w32.grad).abs().max() / w32.grad.abs().max().clamp_min(1e-12))
+    return err if math.isfinite(err) else math.inf
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_conv2d_grad_error() -> float:
+    """Worst relative error of a CPU bf16-autocast ``conv2d`` weight gradient against fp32.
+
+    Why: on the same AMD EPYC as :func:`cpu_bf16_conv3d_grad_error`, a 3x3 stride-2 convolution of
+    a 1x1 feature map returns weight gradients off by up to 1e33 (nan at times) for some channel
+    counts. A small-stem ResNet reaches that on 14 px inputs (DINO's local crops at 28 px), and DINO
+    pretraining went nan within 3-6 steps in bf16. Which shapes are hit is the kernel library's
+    choice, so the probe tries shapes seen wrong, several times each; about a second (most of it
+    oneDNN's first bf16 calls), once per process and only where bf16 would be the default.
+    """
+    gen = torch.Generator().manual_seed(0)
+    worst = 0.0
+    # the wrong results come and go from call to call (the first call is often right, as if the
+    # kernel read memory it never wrote), so each shape is tried several times
+    for _ in range(_CONV2D_PROBE_TRIALS):
+        for batch, cin, cout in _CONV2D_PROBE_SHAPES:
+            weight = torch.randn(cout, cin, 3, 3, generator=gen)
+            x = torch.randn(batch, cin, 1, 1, generator=gen)
+            err = _weight_grad_error(torch.nn.functional.conv2d, weight, x, gen, stride=2, padding=1)
+            worst = max(worst, err)
+    return worst
 
 
 @functools.lru_cache(maxsize=1)
@@ -171,15 +221,7 @@ def cpu_bf16_conv3d_grad_error() -> float:
     for batch, cin, cout in _CONV3D_PROBE_SHAPES:
         weight = torch.randn(cout, cin, 3, 3, 3, generator=gen)
         x = torch.randn(batch, cin, 2, 2, 2, generator=gen)
-        grad_out = torch.randn(batch, cout, 2, 2, 2, generator=gen)
-        w32, w16 = weight.clone().requires_grad_(True), weight.clone().requires_grad_(True)
-        torch.nn.functional.conv3d(x, w32, padding=1).backward(grad_out)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            y = torch.nn.functional.conv3d(x, w16, padding=1)
-        y.backward(grad_out.to(y.dtype))
-        assert w32.grad is not None and w16.grad is not None
-        err = float((w16.grad - w32.grad).abs().max() / w32.grad.abs().max().clamp_min(1e-12))
-        worst = max(worst, err if math.isfinite(err) else math.inf)
+        worst = max(worst, _weight_grad_error(torch.nn.functional.conv3d, weight, x, gen, padding=1))
     return worst
 
 
@@ -222,8 +264,10 @@ def probe_device(device: str | torch.device) -> DeviceCaps:
         vendor = cpu_vendor()
         faster = CPU_BF16_FASTER.get((unit, "*"), CPU_BF16_FASTER.get((unit, vendor), False))
         # only where bf16 would be the default does its correctness matter (and cost the probe)
-        grad_ok = cpu_bf16_conv3d_grad_error() <= BF16_GRAD_TOLERANCE if faster else True
-        return DeviceCaps("cpu", True, faster, f"{unit} on {vendor or 'an unknown vendor'}", grad_ok)
+        grad3d_ok = cpu_bf16_conv3d_grad_error() <= BF16_GRAD_TOLERANCE if faster else True
+        grad2d_ok = cpu_bf16_conv2d_grad_error() <= BF16_GRAD_TOLERANCE if faster else True
+        detail = f"{unit} on {vendor or 'an unknown vendor'}"
+        return DeviceCaps("cpu", True, faster, detail, grad3d_ok, grad2d_ok)
     return DeviceCaps(device_type, False, False)
 
 
@@ -347,14 +391,15 @@ def resolve_runtime(
             and caps.bf16
             and caps.bf16_faster
             and CPU_BF16_DEFAULT[purpose]
-            and kind == "cnn3d"
+            and kind in ("cnn2d", "cnn3d")
             and purpose != "extract"
-            and not caps.bf16_conv3d_grad_ok
+            and not caps.bf16_conv_grad_ok(spatial_dims)
         ):
             precision = "no"
+            conv = "conv3d" if spatial_dims == 3 else "conv2d"
             why.append(
-                f"CPU with fast native bf16{_detail(caps)}, but its bf16 conv3d weight gradients are wrong "
-                "(cpu_bf16_conv3d_grad_error): fp32"
+                f"CPU with fast native bf16{_detail(caps)}, but its bf16 {conv} weight gradients are wrong "
+                f"(cpu_bf16_{conv}_grad_error): fp32"
             )
         elif caps.device_type == "cpu" and caps.bf16 and caps.bf16_faster and CPU_BF16_DEFAULT[purpose]:
             precision = "bf16"

@@ -131,6 +131,9 @@ def test_the_launcher_precision_is_followed_for_pretraining_only(monkeypatch, bf
 def test_the_probe_is_what_the_resolver_asks(monkeypatch, bf16_switch, unit, vendor, precision) -> None:
     monkeypatch.setattr(runtime, "cpu_bf16_unit", lambda: unit)
     monkeypatch.setattr(runtime, "cpu_vendor", lambda: vendor)
+    # this row is about the unit and the vendor: the convolution-gradient probes answer "right"
+    monkeypatch.setattr(runtime, "cpu_bf16_conv2d_grad_error", lambda: 0.0)
+    monkeypatch.setattr(runtime, "cpu_bf16_conv3d_grad_error", lambda: 0.0)
     caps = runtime.probe_device("cpu")
     assert caps.bf16 is (unit is not None) and caps.bf16_faster is (precision == "bf16")
     plan = resolve_runtime("cpu", "resnet18")
@@ -223,6 +226,45 @@ def test_wrong_bf16_conv3d_gradients_keep_3d_cnn_training_in_fp32(
         "cpu", kind, spatial_dims, purpose=purpose, caps=CPU_BF16_BAD_CONV3D, mixed_precision="bf16"
     )
     assert forced.mixed_precision == "bf16"
+
+
+CPU_BF16_BAD_CONV2D = DeviceCaps("cpu", True, True, "avx512_bf16 on AuthenticAMD", bf16_conv2d_grad_ok=False)
+
+
+@pytest.mark.parametrize(
+    "kind, spatial_dims, purpose, precision",
+    [
+        ("resnet18", 2, "train", "no"),  # weight gradients needed: fp32
+        ("test_resnet", 2, "finetune", "no"),
+        ("resnet18", 2, "extract", "bf16"),  # no weight gradient
+        ("unet3d_encoder", 3, "train", "bf16"),  # conv3d is probed on its own
+        ("vit_tiny_patch16_224", 2, "train", "bf16"),
+    ],
+)
+def test_wrong_bf16_conv2d_gradients_keep_2d_cnn_training_in_fp32(
+    bf16_switch, kind, spatial_dims, purpose, precision
+) -> None:
+    plan = resolve_runtime("cpu", kind, spatial_dims, purpose=purpose, caps=CPU_BF16_BAD_CONV2D)
+    assert plan.mixed_precision == precision, plan.reason
+    if precision == "no":
+        assert "conv2d weight gradients are wrong" in plan.reason
+
+
+def test_the_conv2d_probe_agrees_with_repeated_calls() -> None:
+    """On whatever CPU runs this: where the probe says bf16 conv2d weight gradients are right, 20
+    more calls of each probed shape (3x3, stride 2, 1x1 map) are right; where it says wrong, the bug
+    shows again in those calls (seen on an AMD EPYC, PyTorch 2.14.1: most calls but the first)."""
+    runtime.cpu_bf16_conv2d_grad_error.cache_clear()
+    probe_ok = runtime.cpu_bf16_conv2d_grad_error() <= runtime.BF16_GRAD_TOLERANCE
+    gen = torch.Generator().manual_seed(1)
+    worst = 0.0
+    for _ in range(20):
+        for batch, cin, cout in ((8, 16, 32), (64, 48, 96), (256, 48, 96)):
+            weight = torch.randn(cout, cin, 3, 3, generator=gen)
+            x = torch.randn(batch, cin, 1, 1, generator=gen)
+            err = runtime._weight_grad_error(torch.nn.functional.conv2d, weight, x, gen, stride=2, padding=1)
+            worst = max(worst, err)
+    assert (worst <= runtime.BF16_GRAD_TOLERANCE) == probe_ok, worst
 
 
 def test_the_conv3d_probe_predicts_a_real_bf16_training_step() -> None:
