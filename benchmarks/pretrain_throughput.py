@@ -32,12 +32,16 @@ of random grey images (32 px, batch 64 by default), as images per second (input 
   large 1x1 convolution (channels-last), best of 5 timings each, measured before and after the
   methods (the larger is kept). A share above 100 % is flagged: it means the roof was measured
   under more load than the step.
-* **Peak memory** per step: the process's resident set during the timed steps on CPU, the
-  maximum allocated memory on GPU.
+* **Peak memory** per step: the process's resident set during the setting's timed steps on CPU
+  (it includes the method's other settings' models, held at the same time), the maximum
+  allocated memory on GPU.
 * **1 vs 2 processes** (``--scaling``; gloo, DDP, one thread each, same per-process batch): ROT.
 
-Each setting's line is printed as soon as it is measured; the whole run is appended as one JSON
-line (CPU model, flags, plan, rows) to ``benchmarks/results/pretrain_throughput.jsonl``.
+The settings of one method (hfssl's and lightly's) are built together and their timed steps
+interleaved (one step of each per round, the order rotated every round), so that a change of
+load on a shared machine hits them alike; each row keeps its step times (``times``). A
+method's lines are printed once it is measured; the whole run is appended as one JSON line (CPU
+model, flags, plan, rows) to ``benchmarks/results/pretrain_throughput.jsonl``.
 
 Usage::
 
@@ -45,6 +49,7 @@ Usage::
     python benchmarks/pretrain_throughput.py --quick           # batch 16, SimCLR + BYOL, < 1 min
     python benchmarks/pretrain_throughput.py --batch-size 256 --image-size 64 --steps 5 --scaling
     python benchmarks/pretrain_throughput.py --device cuda --batch-size 256
+    python benchmarks/pretrain_throughput.py --methods dino,barlow_twins,vicreg --fp32-only
 
 ``pip install lightly`` (the ``bench`` extra) for the comparison; without it, it is skipped.
 On a shared machine the numbers are noisy: compare ratios from the same run only.
@@ -153,6 +158,14 @@ def _release_memory() -> None:
         import ctypes
 
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _load_average() -> list[float] | None:
+    """The machine's 1/5/15-minute load averages (``None`` where the OS has none)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
 
 
 def cpu_model() -> str:
@@ -452,13 +465,40 @@ def measure(
     device: torch.device,
 ) -> dict[str, Any]:
     """Count FLOPs (also the warm-up step), then time ``steps`` steps and watch the peak memory."""
-    flops = count_flops(step)
-    fwd = count_flops(forward) if forward is not None else None
-    step()  # second warm-up: allocator and oneDNN caches settled
-    mem: dict[str, float] = {}
-    with peak_memory(device, mem):
-        times = step_times(step, steps, device)
-    return {"setting": name, "step_s": statistics.median(times), "flops": flops, "fwd_flops": fwd, **mem}
+    return measure_interleaved([(name, step, forward)], steps, device)[0]
+
+
+def measure_interleaved(
+    entries: list[tuple[str, Callable[[], None], Callable[[], None] | None]],
+    steps: int,
+    device: torch.device,
+) -> list[dict[str, Any]]:
+    """:func:`measure` of several settings of one method, their timed steps interleaved.
+
+    Each setting is warmed up (FLOP count, then one more step); then ``steps`` rounds each run one
+    timed step of every setting, the order rotated every round so that no setting is always first.
+    A change of the machine's load during the measurement then hits every setting alike (timed
+    one after the other, the setting measured during a busier minute would lose). The peak
+    memory is sampled around each setting's own steps; the process then also holds the other
+    settings' models and optimiser states (a few hundred MiB for a ResNet-18).
+    """
+    rows = []
+    for name, step, forward in entries:
+        flops = count_flops(step)
+        fwd = count_flops(forward) if forward is not None else None
+        step()  # second warm-up: allocator and oneDNN caches settled
+        rows.append({"setting": name, "flops": flops, "fwd_flops": fwd, "peak_mb": 0.0, "times": []})
+    for r in range(steps):
+        for k in range(len(entries)):
+            i = (k + r) % len(entries)
+            mem: dict[str, float] = {}
+            with peak_memory(device, mem):
+                rows[i]["times"] += step_times(entries[i][1], 1, device)
+            rows[i]["peak_mb"] = max(rows[i]["peak_mb"], mem["peak_mb"])
+    for row in rows:
+        row["step_s"] = statistics.median(row["times"])
+        row["times"] = [round(t, 4) for t in row["times"]]
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -468,7 +508,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
     parser.add_argument("--image-size", type=int, default=32, help="image side in px (default 32)")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per setting (median; default 3)")
+    parser.add_argument(
+        "--steps", type=int, default=3, help="timed steps per setting, interleaved (median; default 3)"
+    )
     parser.add_argument(
         "--methods",
         default="simclr,byol,dino,barlow_twins,vicreg,rot,mg",
@@ -486,6 +528,11 @@ def main(argv: list[str] | None = None) -> int:
         "--also-bf16",
         action="store_true",
         help="also time bf16 autocast (its resolved memory format) where the default is fp32",
+    )
+    parser.add_argument(
+        "--fp32-only",
+        action="store_true",
+        help="time hfssl fp32 (and lightly) only, not also the trainer's default where it differs",
     )
     parser.add_argument(
         "--scaling", action="store_true", help="also measure ROT with 1 vs 2 DDP processes (CPU)"
@@ -517,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cpu":
         print(f"CPU: {machine['cpu_capability']}, native bf16: {machine['native_bf16']}")
     print(f"trainer default: {plan.describe()} ({plan.reason})", flush=True)
+    load_start = _load_average()
+    print(f"load average (1, 5, 15 min): {load_start}", flush=True)
     dtypes = tuple(dict.fromkeys(("fp32", compute_dtype(plan), *(("bf16",) if args.also_bf16 else ()))))
     roof = peak_flops(device, args.quick, dtypes)
     print(
@@ -537,7 +586,10 @@ def main(argv: list[str] | None = None) -> int:
     n = args.batch_size
     rows: list[dict[str, Any]] = []
     settings = [("hfssl fp32", fp32, "fp32")]
-    if (plan.mixed_precision, plan.memory_format) != (fp32.mixed_precision, fp32.memory_format):
+    if not args.fp32_only and (plan.mixed_precision, plan.memory_format) != (
+        fp32.mixed_precision,
+        fp32.memory_format,
+    ):
         settings.append(("hfssl default", plan, compute_dtype(plan)))
     if args.also_bf16 and plan.mixed_precision == "no":
         bf16 = resolve_runtime(device, "resnet18", 2, mixed_precision="bf16")
@@ -564,20 +616,20 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     for method in methods:
+        # every setting of the method (hfssl's, then lightly's) is built first and timed interleaved
+        entries, extras = [], []
         for name, setting_plan, dtype in settings:
             step, forward = hfssl_step(method, args.image_size, batch, device, setting_plan)
-            row = measure(name, step, forward, args.steps, device)
-            row.update(dtype=dtype, plan=setting_plan.as_record())
-            report(method, row, setting_plan.describe())
-            del step, forward
-            _release_memory()
+            entries.append((name, step, forward))
+            extras.append(({"dtype": dtype, "plan": setting_plan.as_record()}, setting_plan.describe()))
         if have_lightly and method in LIGHTLY_METHODS:
-            row = measure(
-                "lightly fp32", lightly_step(method, args.image_size, batch, device), None, args.steps, device
-            )
-            row.update(dtype="fp32", plan=None)
-            report(method, row, "lightly's default step")
-            _release_memory()
+            entries.append(("lightly fp32", lightly_step(method, args.image_size, batch, device), None))
+            extras.append(({"dtype": "fp32", "plan": None}, "lightly's default step"))
+        for row, (extra, label) in zip(measure_interleaved(entries, args.steps, device), extras):
+            row.update(extra)
+            report(method, row, label)
+        del entries
+        _release_memory()
 
     # the roof again: keep the larger, so that load during the first measurement does not inflate shares
     roof = {k: max(v, peak_flops(device, args.quick, (k,))[k]) for k, v in roof.items()}
@@ -591,6 +643,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(!) above the measured roof: {', '.join(over)} - the machine was busier while the roof was measured"
         )
 
+    load_end = _load_average()
+    print(f"load average (1, 5, 15 min) after the methods: {load_end}")
     targets = check_targets(rows, plan, device, machine)
     for line in targets["lines"]:
         print(line)
@@ -610,6 +664,7 @@ def main(argv: list[str] | None = None) -> int:
             "device": str(device),
             "trainer_default": plan.as_record(),
             "roof_flops": roof,
+            "load_avg": {"start": load_start, "end": load_end},
             "rows": rows,
             "targets": targets["checks"],
             "scaling": scaling,
@@ -643,9 +698,13 @@ def check_targets(
         light = by["lightly fp32"]["step_s"]
         fp32 = light / by["hfssl fp32"]["step_s"]
         default = light / by.get("hfssl default", by["hfssl fp32"])["step_s"]
-        checks[method] = {"fp32_vs_lightly": fp32, "default_vs_lightly": default}
+        # the default is its own row unless it is fp32 NCHW; --fp32-only leaves it out
+        default_timed = "hfssl default" in by or (plan.mixed_precision == "no" and not plan.channels_last)
+        checks[method] = {"fp32_vs_lightly": fp32, "default_vs_lightly": default if default_timed else None}
         line = f"targets {method}: fp32 >= 1.0x lightly: {fp32:.2f}x ({'met' if fp32 >= 1.0 else 'NOT met'})"
-        if method not in ("simclr", "byol"):  # the 1.8x default target is SimCLR's and BYOL's
+        if not default_timed:
+            line += f"; default ({plan.describe()}) not timed (--fp32-only)"
+        elif method not in ("simclr", "byol"):  # the 1.8x default target is SimCLR's and BYOL's
             line += f"; default ({plan.describe()}): {default:.2f}x lightly"
         elif device.type == "cpu" and plan.mixed_precision == "bf16":
             ok = "met" if default >= 1.8 else "NOT met"

@@ -46,6 +46,7 @@ from hfssl.pretext.blocks import (
     cosine_momentum_schedule,
     dino_loss,
     frozen_copy,
+    teacher_distribution,
 )
 from hfssl.pretext.registry import register_pretext
 from hfssl.pretext.shared import (
@@ -261,9 +262,10 @@ class DINOForPretraining(MomentumCopiesMixin, ContrastiveViewsMixin, PretextMode
             t_pooled, _ = self.teacher_backbone.forward_features(global_crops)
             teacher = list(self.teacher_head(t_pooled).chunk(2))
         temperature = self.current_teacher_temperature
-        loss = dino_loss(student, teacher, self.centre, cfg.student_temperature, temperature)
+        # the teacher's distribution once, for the loss and for the entropy metric
+        t_probs = teacher_distribution(teacher, self.centre, temperature)
+        loss = dino_loss(student, None, None, cfg.student_temperature, temperature, teacher_probs=t_probs)
         with torch.no_grad():
-            t_probs = torch.softmax((torch.cat(teacher).float() - self.centre) / temperature, dim=-1)
             entropy = -(t_probs * torch.log(t_probs.clamp_min(1e-12))).sum(-1).mean()
             metrics = pair_similarity_metrics(pooled[:b], pooled[b:])
             metrics.update(

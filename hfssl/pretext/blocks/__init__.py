@@ -7,7 +7,7 @@ tested on its own:
 * losses: :class:`NTXentLoss`, :func:`info_nce`, :func:`byol_loss`, :func:`barlow_twins_loss`,
   :func:`vicreg_terms` (multi-process correct)
 * heads: :class:`MLPHead`, :func:`classification_head`, :func:`encode_tiles`, :class:`DINOHead`
-* DINO: :func:`dino_loss`, :func:`centre_update` (the running centre, averaged over processes)
+* DINO: :func:`dino_loss`, :func:`teacher_distribution`, :func:`centre_update` (the running centre, averaged over processes)
 * momentum: :func:`frozen_copy`, :func:`update_momentum`, :func:`cosine_momentum_schedule`,
   :class:`EMAUpdater`, :class:`MomentumCopiesMixin`, :class:`MemoryQueue`
 * context tasks: :func:`hamming_permutation_set`, :func:`grid_patches`, :func:`rpl_pairs`,
@@ -18,7 +18,13 @@ tested on its own:
 """
 
 from hfssl.pretext.blocks.crops import CropPair, box_iou, crop_resize, overlapping_crop_pairs, random_boxes
-from hfssl.pretext.blocks.dino import DINOHead, NormalizedLinear, centre_update, dino_loss
+from hfssl.pretext.blocks.dino import (
+    DINOHead,
+    NormalizedLinear,
+    centre_update,
+    dino_loss,
+    teacher_distribution,
+)
 from hfssl.pretext.blocks.distributed import (
     gather_no_grad,
     gather_with_grad,
@@ -134,4 +140,5 @@ __all__ = [
     "NormalizedLinear",
     "centre_update",
     "dino_loss",
+    "teacher_distribution",
 ]

@@ -63,36 +63,56 @@ class DINOHead(nn.Module):
         return self.last_layer(F.normalize(self.mlp(x), dim=-1))
 
 
+def teacher_distribution(
+    teacher: Sequence[torch.Tensor], centre: torch.Tensor, teacher_temperature: float
+) -> torch.Tensor:
+    """``(T, B, K)``: the teacher's centred, sharpened distributions ``softmax((t - centre) / tau)``
+    of its ``T`` global crops (no gradient), one softmax over all of them."""
+    if not teacher_temperature > 0:
+        raise ConfigError(
+            f"DINO teacher temperature must be > 0, got {teacher_temperature}", "use e.g. 0.04-0.07"
+        )
+    logits = torch.stack([t.detach() for t in teacher]).float()
+    return F.softmax((logits - centre) / teacher_temperature, dim=-1)
+
+
 def dino_loss(
     student: Sequence[torch.Tensor],
-    teacher: Sequence[torch.Tensor],
-    centre: torch.Tensor,
+    teacher: Sequence[torch.Tensor] | None,
+    centre: torch.Tensor | None,
     student_temperature: float,
     teacher_temperature: float,
+    teacher_probs: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean over pairs (teacher crop ``i``, student crop ``j != i``) of ``H(p_t^i, p_s^j)``.
 
     ``student``: logits ``(B, K)`` of every crop (the global crops first, in the teacher's
     order); ``teacher``: logits of the global crops (no gradient); ``centre``: ``(1, K)``.
     ``p_t = softmax((t - centre) / teacher_temperature)``, ``p_s = softmax(s / student_temperature)``.
+    ``teacher_probs``: ``p_t`` already computed by :func:`teacher_distribution` (``teacher`` and
+    ``centre`` are then not used), so a caller that also monitors it computes it once.
+
+    All pairs are one batched contraction: one ``log_softmax`` over the stacked student crops
+    and one ``einsum`` for the ``T x S`` cross-entropies (the same sums as a loop over pairs).
     """
     if not (student_temperature > 0 and teacher_temperature > 0):
         raise ConfigError(
             f"DINO temperatures must be > 0, got student {student_temperature}, teacher {teacher_temperature}",
             "use e.g. student 0.1, teacher 0.04-0.07",
         )
-    log_p_s = [F.log_softmax(s.float() / student_temperature, dim=-1) for s in student]
-    p_t = [F.softmax((t.detach().float() - centre) / teacher_temperature, dim=-1) for t in teacher]
-    total, terms = 0.0, 0
-    for i, target in enumerate(p_t):
-        for j, log_pred in enumerate(log_p_s):
-            if i == j:
-                continue
-            total = total + torch.sum(-target * log_pred, dim=-1).mean()
-            terms += 1
+    p_t = (
+        teacher_probs
+        if teacher_probs is not None
+        else teacher_distribution(teacher, centre, teacher_temperature)
+    )
+    n_t, n_s = p_t.shape[0], len(student)
+    terms = n_t * n_s - min(n_t, n_s)  # every (i, j) pair but the same crop
     if terms == 0:
         raise ConfigError("DINO needs at least two crops", "use 2 global crops (and any local crops)")
-    return total / terms
+    log_p_s = F.log_softmax(torch.stack(list(student)).float() / student_temperature, dim=-1)  # (S, B, K)
+    cross = torch.einsum("ibk,jbk->ij", p_t, log_p_s)  # (T, S): -sum over the batch of H(p_t^i, p_s^j)
+    same = torch.diagonal(cross[:, :n_t] if n_t <= n_s else cross[:n_s, :]).sum()
+    return (same - cross.sum()) / (terms * p_t.shape[1])
 
 
 @torch.no_grad()

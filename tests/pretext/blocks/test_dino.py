@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from hfssl.errors import ConfigError
-from hfssl.pretext.blocks import DINOHead, centre_update, dino_loss
+from hfssl.pretext.blocks import DINOHead, centre_update, dino_loss, teacher_distribution
 
 
 def test_head_normalises_the_last_layer():
@@ -37,8 +37,34 @@ def test_loss_is_the_mean_over_other_crop_pairs():
             if i != j:
                 expected += (-p * F.log_softmax(s[j] / 0.1, dim=-1)).sum(-1).mean() / 4
     torch.testing.assert_close(dino_loss(s, t, centre, 0.1, 0.04), expected)
+    # the teacher's distribution computed once by the caller gives the same loss
+    probs = teacher_distribution(t, centre, 0.04)
+    assert probs.shape == (2, 4, 6)
+    torch.testing.assert_close(dino_loss(s, None, None, 0.1, 0.04, teacher_probs=probs), expected)
     with pytest.raises(ConfigError):
         dino_loss(s, t, centre, 0.0, 0.04)
+    with pytest.raises(ConfigError):
+        dino_loss(s[:1], t[:1], centre, 0.1, 0.04)  # one crop: no pair
+
+
+def test_loss_gradient_matches_the_pairwise_loop():
+    g = torch.Generator().manual_seed(1)
+    s = [torch.randn(3, 5, generator=g, requires_grad=True) for _ in range(4)]
+    t = [torch.randn(3, 5, generator=g) for _ in range(2)]
+    centre = torch.randn(1, 5, generator=g)
+    dino_loss(s, t, centre, 0.1, 0.05).backward()
+    batched = [x.grad.clone() for x in s]
+    for x in s:
+        x.grad = None
+    loop, n = 0.0, 0
+    for i in range(2):
+        p = F.softmax((t[i] - centre) / 0.05, dim=-1)
+        for j in range(4):
+            if i != j:
+                loop, n = loop + (-p * F.log_softmax(s[j] / 0.1, dim=-1)).sum(-1).mean(), n + 1
+    (loop / n).backward()
+    for got, x in zip(batched, s):
+        torch.testing.assert_close(got, x.grad)
 
 
 def test_centre_is_a_running_mean_of_the_teacher():

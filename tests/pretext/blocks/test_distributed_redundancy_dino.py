@@ -5,8 +5,9 @@ Convention (as for NT-Xent, tests/pretext/blocks/test_distributed.py): every ran
 loss over the gathered global batch, so each rank's loss equals the single-process loss; the
 gradient reaching rank r's embeddings is ``world_size`` times the matching slice of the
 single-process gradient (autograd through ``gather_with_grad`` sums every rank's contribution), so
-after DDP's gradient averaging the parameter gradients equal the single-process ones. A gather that
-dropped gradients (the classic multi-GPU bug) gives ``1/world_size`` of them and fails here.
+after DDP's gradient averaging the parameter gradients equal the single-process ones (checked too,
+with a linear projector wrapped in DistributedDataParallel). A gather that dropped gradients (the
+classic multi-GPU bug) gives ``1/world_size`` of them and fails here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch.multiprocessing as mp
 from hfssl.pretext.blocks.dino import centre_update
 from hfssl.pretext.blocks.redundancy import barlow_twins_loss, vicreg_terms
 
-WORLD, B, D = 2, 6, 4
+WORLD, B, D, D_IN = 2, 6, 4, 5
 
 
 def _free_port() -> int:
@@ -39,6 +40,15 @@ def _data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return z_a, z_b, teacher
 
 
+def _inputs() -> tuple[torch.Tensor, torch.Tensor, torch.nn.Linear]:
+    """Inputs of the two views and a linear projector (the same on every rank): DDP's check."""
+    g = torch.Generator().manual_seed(2)
+    x_a = torch.randn(WORLD * B, D_IN, generator=g)
+    x_b = x_a + 0.3 * torch.randn(WORLD * B, D_IN, generator=g)
+    torch.manual_seed(3)
+    return x_a, x_b, torch.nn.Linear(D_IN, D)
+
+
 def _vicreg(z_a: torch.Tensor, z_b: torch.Tensor, gather: bool) -> torch.Tensor:
     inv, var, cov = vicreg_terms(z_a, z_b, gather_distributed=gather)
     return 25.0 * inv + 25.0 * var + 1.0 * cov
@@ -46,6 +56,7 @@ def _vicreg(z_a: torch.Tensor, z_b: torch.Tensor, gather: bool) -> torch.Tensor:
 
 def _worker(rank: int, port: int, out: dict[str, torch.Tensor]) -> None:
     import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
 
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     torch.set_num_threads(1)
@@ -64,6 +75,13 @@ def _worker(rank: int, port: int, out: dict[str, torch.Tensor]) -> None:
             out[f"{name}_loss"][rank] = loss.detach()
             out[f"{name}_grad_a"][sl] = a.grad
             out[f"{name}_grad_b"][sl] = b.grad
+
+            # through DDP (gradients averaged over the ranks): the single-process parameter gradient
+            x_a, x_b, model = _inputs()
+            ddp = DistributedDataParallel(model)
+            fn(ddp(x_a[sl]), ddp(x_b[sl])).backward()
+            out[f"{name}_weight_grad"][rank] = model.weight.grad
+            out[f"{name}_bias_grad"][rank] = model.bias.grad
         centre = torch.full((1, 7), 0.5)
         centre_update(centre, [teacher[sl][: B // 2], teacher[sl][B // 2 :]], momentum=0.9)
         out["centre"][rank] = centre[0]
@@ -79,6 +97,8 @@ def test_barlow_twins_vicreg_and_dino_centre_two_processes_equal_single_process(
         out[f"{name}_loss"] = torch.zeros(WORLD)
         out[f"{name}_grad_a"] = torch.zeros(WORLD * B, D)
         out[f"{name}_grad_b"] = torch.zeros(WORLD * B, D)
+        out[f"{name}_weight_grad"] = torch.zeros(WORLD, D, D_IN)
+        out[f"{name}_bias_grad"] = torch.zeros(WORLD, D)
     for t in out.values():
         t.share_memory_()
     ctx = mp.start_processes(
@@ -106,6 +126,12 @@ def test_barlow_twins_vicreg_and_dino_centre_two_processes_equal_single_process(
         # the per-rank statistics alone (no gather) would give another loss: the test can tell
         local = fn(z_a[:B], z_b[:B])
         assert not torch.allclose(local, single.detach())
+
+        x_a, x_b, model = _inputs()
+        fn(model(x_a), model(x_b)).backward()
+        for r in range(WORLD):
+            torch.testing.assert_close(out[f"{name}_weight_grad"][r], model.weight.grad)
+            torch.testing.assert_close(out[f"{name}_bias_grad"][r], model.bias.grad)
 
     centre = torch.full((1, 7), 0.5)
     centre_update(centre, [teacher], momentum=0.9)

@@ -7,6 +7,7 @@ import torch
 
 from hfssl.errors import ConfigError
 from hfssl.pretext.blocks import barlow_twins_loss, off_diagonal, vicreg_terms
+from hfssl.pretext.blocks.redundancy import off_diagonal_square_sum
 
 
 def _pair(n: int = 16, d: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
@@ -17,6 +18,17 @@ def _pair(n: int = 16, d: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
 def test_off_diagonal():
     m = torch.arange(9.0).reshape(3, 3)
     assert off_diagonal(m).tolist() == [1.0, 2.0, 3.0, 5.0, 6.0, 7.0]
+
+
+def test_off_diagonal_square_sum_matches_the_copy():
+    g = torch.Generator().manual_seed(0)
+    m = torch.randn(7, 7, generator=g, requires_grad=True)
+    copy = m.detach().clone().requires_grad_(True)
+    off_diagonal_square_sum(m).backward()
+    off_diagonal(copy).pow(2).sum().backward()
+    torch.testing.assert_close(off_diagonal_square_sum(m.detach()), off_diagonal(copy.detach()).pow(2).sum())
+    torch.testing.assert_close(m.grad, copy.grad)
+    assert float(m.grad.diagonal().abs().max()) == 0.0  # the diagonal gets no gradient
 
 
 def test_barlow_twins_matches_lightly():
