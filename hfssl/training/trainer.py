@@ -151,7 +151,10 @@ class Pretrainer:
 
         spatial_dims = 3 if self.model_args.backbone in BACKBONES_3D else 2
         precision = resolve_runtime(
-            runtime_device_type(args), self.model_args.backbone, spatial_dims, mixed_precision=args.mixed_precision
+            runtime_device_type(args),
+            self.model_args.backbone,
+            spatial_dims,
+            mixed_precision=args.mixed_precision,
         ).mixed_precision
         accelerator = self.accelerator = make_accelerator(
             args, self.output_dir, self.output_dir / outputs.RUNS_DIR, mixed_precision=precision
