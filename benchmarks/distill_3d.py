@@ -24,11 +24,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from knn_lift import cpu_model, pretrain  # noqa: E402  (same subprocess run and kNN read-out)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distill_3d.jsonl"
 TEACHER_SETTING = [
@@ -47,32 +49,10 @@ STUDENT_SETTING = [
 ]  # fmt: skip
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            return next((ln.split(":", 1)[1].strip() for ln in handle if ln.startswith("model name")), "")
-    except OSError:
-        return ""
-
-
 def rows() -> list[dict]:
     if not RESULTS.is_file():
         return []
     return [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
-
-
-def pretrain(argv: list[str], out: Path) -> tuple[list[dict], float]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HFSSL_DISABLE_PROGRESS_BARS="1")
-    start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "hfssl.pretrain", *argv, "--output-dir", str(out)],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    wall = time.perf_counter() - start
-    lines = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-    return [r for r in lines if "knn_accuracy" in r], wall
 
 
 def teacher_slice_knn(teacher: str, data_dir: str | None) -> float:

@@ -201,53 +201,35 @@ def test_an_unknown_precision_is_a_config_error() -> None:
 
 
 CPU_BF16_BAD_CONV3D = DeviceCaps("cpu", True, True, "avx512_bf16 on AuthenticAMD", bf16_conv3d_grad_ok=False)
-
-
-@pytest.mark.parametrize(
-    "kind, spatial_dims, purpose, precision",
-    [
-        ("unet3d_encoder", 3, "train", "no"),  # weight gradients needed: fp32
-        ("unet3d_encoder", 3, "finetune", "no"),
-        ("unet3d_encoder", 3, "extract", "bf16"),  # forward and input gradients are right
-        ("resnet18", 2, "train", "bf16"),  # 2D convolutions are right
-        ("vit_tiny_patch16_224", 2, "train", "bf16"),
-    ],
-)
-def test_wrong_bf16_conv3d_gradients_keep_3d_cnn_training_in_fp32(
-    bf16_switch, kind, spatial_dims, purpose, precision
-) -> None:
-    plan = resolve_runtime("cpu", kind, spatial_dims, purpose=purpose, caps=CPU_BF16_BAD_CONV3D)
-    assert plan.mixed_precision == precision, plan.reason
-    if precision == "no":
-        assert "conv3d weight gradients are wrong" in plan.reason
-        assert plan.memory_format == "channels_last_3d"
-    # flags still win
-    forced = resolve_runtime(
-        "cpu", kind, spatial_dims, purpose=purpose, caps=CPU_BF16_BAD_CONV3D, mixed_precision="bf16"
-    )
-    assert forced.mixed_precision == "bf16"
-
-
 CPU_BF16_BAD_CONV2D = DeviceCaps("cpu", True, True, "avx512_bf16 on AuthenticAMD", bf16_conv2d_grad_ok=False)
 
 
 @pytest.mark.parametrize(
-    "kind, spatial_dims, purpose, precision",
+    "caps, kind, spatial_dims, purpose, precision",
     [
-        ("resnet18", 2, "train", "no"),  # weight gradients needed: fp32
-        ("test_resnet", 2, "finetune", "no"),
-        ("resnet18", 2, "extract", "bf16"),  # no weight gradient
-        ("unet3d_encoder", 3, "train", "bf16"),  # conv3d is probed on its own
-        ("vit_tiny_patch16_224", 2, "train", "bf16"),
+        (CPU_BF16_BAD_CONV3D, "unet3d_encoder", 3, "train", "no"),  # weight gradients needed: fp32
+        (CPU_BF16_BAD_CONV3D, "unet3d_encoder", 3, "finetune", "no"),
+        (CPU_BF16_BAD_CONV3D, "unet3d_encoder", 3, "extract", "bf16"),  # forward, input grads right
+        (CPU_BF16_BAD_CONV3D, "resnet18", 2, "train", "bf16"),  # 2D convolutions probed on their own
+        (CPU_BF16_BAD_CONV3D, "vit_tiny_patch16_224", 2, "train", "bf16"),
+        (CPU_BF16_BAD_CONV2D, "resnet18", 2, "train", "no"),
+        (CPU_BF16_BAD_CONV2D, "test_resnet", 2, "finetune", "no"),
+        (CPU_BF16_BAD_CONV2D, "resnet18", 2, "extract", "bf16"),  # no weight gradient
+        (CPU_BF16_BAD_CONV2D, "unet3d_encoder", 3, "train", "bf16"),
+        (CPU_BF16_BAD_CONV2D, "vit_tiny_patch16_224", 2, "train", "bf16"),
     ],
 )
-def test_wrong_bf16_conv2d_gradients_keep_2d_cnn_training_in_fp32(
-    bf16_switch, kind, spatial_dims, purpose, precision
+def test_wrong_bf16_conv_gradients_keep_cnn_training_of_those_dims_in_fp32(
+    bf16_switch, caps, kind, spatial_dims, purpose, precision
 ) -> None:
-    plan = resolve_runtime("cpu", kind, spatial_dims, purpose=purpose, caps=CPU_BF16_BAD_CONV2D)
+    plan = resolve_runtime("cpu", kind, spatial_dims, purpose=purpose, caps=caps)
     assert plan.mixed_precision == precision, plan.reason
     if precision == "no":
-        assert "conv2d weight gradients are wrong" in plan.reason
+        assert f"conv{spatial_dims}d weight gradients are wrong" in plan.reason
+        assert plan.memory_format == ("channels_last_3d" if spatial_dims == 3 else "contiguous")
+    # flags still win
+    forced = resolve_runtime("cpu", kind, spatial_dims, purpose=purpose, caps=caps, mixed_precision="bf16")
+    assert forced.mixed_precision == "bf16"
 
 
 def test_the_conv2d_probe_agrees_with_repeated_calls() -> None:
