@@ -142,17 +142,6 @@ class Finetune(ClassificationProtocol):
         counts: list[int],
         seed: int,
         device: str,
-    ) -> Outcome:
-        return self.finetune(data, extractor, rows, counts, seed, device)
-
-    def finetune(
-        self,
-        data: EvalData,
-        extractor: FeatureExtractor,
-        rows: np.ndarray,
-        counts: list[int],
-        seed: int,
-        device: str,
         wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
     ) -> Outcome:
         """:func:`run_finetune` with this protocol's recipe, policy and corrupted test variants;

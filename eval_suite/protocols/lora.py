@@ -96,7 +96,7 @@ class Lora(Finetune):
             )
             return wrapped["model"]
 
-        outcome = self.finetune(data, extractor, rows, counts, seed, device, wrap=wrap)
+        outcome = super().run(data, extractor, rows, counts, seed, device, wrap=wrap)
         info = outcome.fit
         info["lora_target_modules"] = len(targets)
         if self.cfg.save_adapter:
