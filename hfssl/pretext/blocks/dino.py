@@ -111,7 +111,7 @@ def dino_loss(
         raise ConfigError("DINO needs at least two crops", "use 2 global crops (and any local crops)")
     log_p_s = F.log_softmax(torch.stack(list(student)).float() / student_temperature, dim=-1)  # (S, B, K)
     cross = torch.einsum("ibk,jbk->ij", p_t, log_p_s)  # (T, S): -sum over the batch of H(p_t^i, p_s^j)
-    same = torch.diagonal(cross[:, :n_t] if n_t <= n_s else cross[:n_s, :]).sum()
+    same = torch.diagonal(cross).sum()  # the min(T, S) pairs of a crop with itself
     return (same - cross.sum()) / (terms * p_t.shape[1])
 
 
