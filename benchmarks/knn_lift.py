@@ -92,8 +92,10 @@ TUNING: dict[str, dict] = {  # candidates, run on the tuning seeds (TUNING_SEEDS
     # steps, the whole run: 0.99 (~100 steps); and DINO's usual lower lr.
     "dino/m0.99": {"method": "dino", "kwargs": {"momentum": 0.99}, "lr": 3e-3},
     "dino/m0.99/lr1e-3": {"method": "dino", "kwargs": {"momentum": 0.99}, "lr": 1e-3},
-    # Both dino/m0.99 runs stopped on a NaN loss at step 3 / 6 in bf16 (the trainer's default on
-    # this AMD EPYC); the same run in fp32 trains (12 steps checked): DINO runs in fp32 here.
+    # Both dino/m0.99 runs stopped on a NaN loss at step 3 / 6 in bf16 (then the trainer's default on
+    # this AMD EPYC); the same run in fp32 trains (12 steps checked): DINO runs in fp32 here. The
+    # cause: the CPU's bf16 conv2d weight gradients on the 1x1 maps of the 14 px local crops, now
+    # probed (hfssl.training.runtime.cpu_bf16_conv2d_grad_error; the resolver picks fp32 there).
     "dino/m0.99/fp32": {"method": "dino", "kwargs": {"momentum": 0.99}, "lr": 3e-3, "argv": FP32},
     "dino/m0.99/lr1e-3/fp32": {"method": "dino", "kwargs": {"momentum": 0.99}, "lr": 1e-3, "argv": FP32},
     # The teacher's entropy stayed near log(2048) = 7.6 (near-uniform targets) in those runs: 256

@@ -46,8 +46,8 @@ Since 2026-12-05 each method has its own lr and head / method settings (``SETTIN
 in ``benchmarks/knn_lift.py``, which this test reads), chosen on tuning seeds 10/11 (SimCLR there:
 +0.083): VICReg a 512-wide expander (+0.103; with the 2048 default a run took 4-5x SimCLR's
 time on the Intel box), Barlow Twins a 512-wide projector with lambda 2e-2 (+0.090), DINO teacher
-momentum 0.99 and lr 1e-3, in fp32 (+0.077; at lr 3e-3 in bf16, the trainer's default on this
-CPU, the loss became NaN at step 3 / 6) and then a constant teacher temperature 0.02 (+0.083, tied
+momentum 0.99 and lr 1e-3, in fp32 (+0.077; at lr 3e-3 in bf16, then the trainer's default on this
+CPU, the loss became NaN at step 3 / 6: its wrong bf16 conv2d gradients, now probed) and then a constant teacher temperature 0.02 (+0.083, tied
 with SimCLR; 0.04: +0.058; 0.02 with momentum 0.98: +0.071): the logits are cosines, and at the
 default 0.04 -> 0.07 the teacher's entropy stayed at 7.3-7.5 of log(2048) = 7.6 (near-uniform
 targets), at 0.04 6.8-7.1, at 0.02 1.2-3.2; the monitor now scores the exported encoder (DINO's
