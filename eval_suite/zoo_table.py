@@ -38,6 +38,7 @@ PROTOCOL_CELLS = (
 # external reference points (BreastMNIST 28 px, test split)
 MEDMNIST_PLUS_DINO_VITB16_LINEAR = {"accuracy": 0.833, "auc": 0.868}  # Doerrich et al. 2024, MedMNIST+
 SCRATCH_PARITY = {"accuracy": (0.842, 0.015), "auc": (0.876, 0.007)}  # this project's 3-seed parity run
+OFFICIAL_FINETUNE_FILE = "medmnist_finetune.json"  # written by scripts/zoo_medmnist_finetune.py
 
 
 # ----------------------------------------------------------------------------- loading
@@ -267,6 +268,7 @@ def write_model_zoo(
     ]
     notes_dir, sweeps_dir = Path(source) / "notes", Path(source) / "sweeps"
     lines += _reading(built, budget, notes_dir, sweeps_dir)
+    lines += _official_finetune_lines(built, root)
     for zoo in sorted({e.zoo for e, _, _ in built}):
         group = [(e, ld, rows) for e, ld, rows in built if e.zoo == zoo]
         pre_s = sum(
@@ -411,6 +413,40 @@ def _reading(
     )
     lines.append("")
     return lines
+
+
+def load_official_finetune(folder: Path) -> dict[str, Any] | None:
+    """The entry's ``medmnist``-recipe comparison (``scripts/zoo_medmnist_finetune.py report``), or None."""
+    try:
+        return json.loads((folder / OFFICIAL_FINETUNE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _official_finetune_lines(
+    built: Sequence[tuple[ZooEntry, dict[str, Any], dict[str, Any]]], root: Path
+) -> list[str]:
+    """One paragraph per entry finetuned with the official MedMNIST recipe against scratch (same
+    seeds): both arms' levels, the paired deltas, and the project's scratch parity for reference."""
+    lines: list[str] = []
+    for e, _, _ in built:
+        r = load_official_finetune(root / e.name)
+        if r is None:
+            continue
+        f, s, d = r["finetune"], r["scratch"], r["paired_delta"]
+        where = "; ".join(sorted({str(w.get("hardware")) for w in (r.get("where") or {}).values() if w}))
+        verdict = "beats" if r.get("beats_scratch") else "does not beat"
+        lines.append(
+            f"- Official `medmnist` recipe (100 epochs; {len(f['seeds'])} seeds; {where or 'unknown hardware'}): "
+            f"`{e.name}` finetuned ACC {_fmt(f['accuracy']['mean'])} ± {_fmt(f['accuracy']['sd'])}, "
+            f"AUC {_fmt(f['auc']['mean'])} ± {_fmt(f['auc']['sd'])}, bal. acc "
+            f"{_fmt(f['balanced_accuracy']['mean'])}; scratch with the same seeds ACC {_fmt(s['accuracy']['mean'])} "
+            f"± {_fmt(s['accuracy']['sd'])}, AUC {_fmt(s['auc']['mean'])} ± {_fmt(s['auc']['sd'])}, bal. acc "
+            f"{_fmt(s['balanced_accuracy']['mean'])}. Paired Δ bal. acc {_fmt_delta(d['balanced_accuracy'])}, "
+            f"AUC Δ {_fmt_delta(d['auc'])}: it {verdict} scratch (a paired CI above 0 on either). "
+            f"Rebuild: `{r.get('command')}` after its two `run` arms."
+        )
+    return lines + [""] if lines else []
 
 
 def _entry_section(e: ZooEntry, ld: Mapping[str, Any], rows: Mapping[str, Any], notes_dir: Path) -> list[str]:
