@@ -16,6 +16,11 @@
   exist; after it, the work folder is removed.
 * Finished entries are skipped; an entry whose lock a live builder holds is skipped as ``busy``,
   so several ``hfssl zoo build --all`` processes share one store without doing work twice.
+* **Settings** (:meth:`ZooEntry.build_settings`: recipe, overrides, evaluation) are written into
+  the work folder when a build starts; a partial build with other settings is discarded, never
+  resumed. A finished entry built with other settings than the manifest's now is ``stale``:
+  skipped and listed as such until ``--rebuild``, which builds it anew while the old entry stays
+  usable, replaced only by the final rename.
 * **On a cluster** (``--launcher submitit``, :func:`build_entries`) every entry's pretraining and
   evaluation cells are jobs of their own, submitted together; the driver finishes each entry whose
   jobs all succeeded exactly as above (same store, same atomic rename). The ledger and job logs are
@@ -49,6 +54,7 @@ logger = get_logger("eval_suite.zoo")
 
 PRETRAIN_DONE = "pretrain_done.json"
 FAILED_FILE = "failed.json"
+SETTINGS_FILE = "build_settings.json"  # the settings a work folder was started with
 HEADLINE_METRICS = ("balanced_accuracy", "auc", "macro_f1", "minority_recall", "mcc")
 
 
@@ -152,12 +158,17 @@ def build_entry(
     manifest: ZooManifest | None = None,
     log: Callable[[str], None] = print,
     eval_seconds: float | None = None,
+    rebuild: bool = False,
 ) -> BuildOutcome:
     """Build (or resume, or skip) one entry; see the module docstring. ``eval_seconds``: the
-    evaluation's wall time when jobs elsewhere did it (the card and MODEL_ZOO.md report it)."""
+    evaluation's wall time when jobs elsewhere did it (the card and MODEL_ZOO.md report it).
+    A built entry is skipped (status ``stale`` when the manifest's settings changed since) unless
+    ``rebuild``; the old entry stays usable until the new one replaces it."""
     store = store or ZooStore()
     manifest = manifest or load_manifest()
-    if store.is_built(entry.name, budget):
+    if store.is_built(entry.name, budget) and not rebuild:
+        if store.is_stale(entry, budget):
+            return BuildOutcome(entry.name, "stale")
         if records_dir is not None:
             export_records(store, entry.name, budget, records_dir)
         return BuildOutcome(entry.name, "skipped")
@@ -165,12 +176,12 @@ def build_entry(
     with store.lock(entry.name, budget) as held:
         if not held:
             return BuildOutcome(entry.name, "busy")
-        if store.is_built(entry.name, budget):  # finished by another builder meanwhile
+        if store.is_built(entry.name, budget) and not rebuild:  # finished by another builder meanwhile
             return BuildOutcome(entry.name, "skipped")
         t0 = time.perf_counter()
         work = store.work_dir(entry.name, budget)
         pretrain_dir = work / "pretrain"
-        work.mkdir(parents=True, exist_ok=True)
+        claim_work_dir(entry, budget, work, log)
         (work / FAILED_FILE).unlink(missing_ok=True)
         try:
             pre = _pretrain(entry, budget, pretrain_dir, data_dir, device, log)
@@ -200,6 +211,24 @@ def build_entry(
     if records_dir is not None:
         export_records(store, entry.name, budget, records_dir)
     return BuildOutcome(entry.name, "built", seconds)
+
+
+def claim_work_dir(entry: ZooEntry, budget: str, work: Path, log: Callable[[str], None] = print) -> None:
+    """Create the entry's work folder, or keep it to resume when it was started with the same
+    build settings; a partial build with other settings (the manifest changed since) is discarded,
+    since resuming it would mix two configurations in one checkpoint."""
+    settings = entry.build_settings(budget)
+    path = work / SETTINGS_FILE
+    if work.is_dir():
+        try:
+            same = json.loads(path.read_text(encoding="utf-8")) == json.loads(json.dumps(settings))
+        except (OSError, ValueError):
+            same = True  # unmarked (a build of an older hfssl): resumed, as it always was
+        if not same:
+            log(f"  {entry.name}: discarding a partial build made with other settings")
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, settings)
 
 
 def _pretrain_overrides(
@@ -630,6 +659,7 @@ def build_entries(
     org: str | None = None,
     manifest: ZooManifest | None = None,
     log: Callable[[str], None] = print,
+    rebuild: bool = False,
 ) -> tuple[list[BuildOutcome], dict[str, str]]:
     """Build ``entries`` with a cluster launcher: every entry's pretraining and evaluation cells are
     jobs (:func:`entry_tasks`, submitted together so the cluster runs them in parallel); each entry
@@ -644,7 +674,7 @@ def build_entries(
     options = getattr(launcher, "options", None)
     world = options.nodes * max(options.gpus_per_job, 1) if options is not None else 1
     for entry in entries:  # before anything is submitted: a batch that cannot split stops the build
-        if not store.is_built(entry.name, budget):
+        if rebuild or not store.is_built(entry.name, budget):
             check_distributed(entry, budget, world)
     outcomes: list[BuildOutcome] = []
     failed: dict[str, str] = {}
@@ -660,7 +690,7 @@ def build_entries(
             round_: list[ZooEntry] = []
             tasks: list[Any] = []
             for entry in ready:
-                if store.is_built(entry.name, budget):
+                if store.is_built(entry.name, budget) and not rebuild:
                     outcomes.append(
                         build_entry(
                             entry, budget=budget, store=store, records_dir=records_dir, manifest=manifest
@@ -673,6 +703,7 @@ def build_entries(
                     outcomes.append(BuildOutcome(entry.name, "busy"))
                     continue
                 held.enter_context(lock)
+                claim_work_dir(entry, budget, store.work_dir(entry.name, budget), log)
                 round_.append(entry)
                 tasks += entry_tasks(entry, budget, store, data_dir, device, launcher)
             unique = list({t.key: t for t in tasks}.values())  # baselines are shared between entries
@@ -715,6 +746,7 @@ def build_entries(
                     manifest=manifest,
                     log=log,
                     eval_seconds=job_seconds.get(entry.name),
+                    rebuild=rebuild,
                 )
             except Exception as err:  # noqa: BLE001 - one broken entry must not stop the others
                 failed[entry.name] = f"{type(err).__name__}: {err}"

@@ -131,7 +131,7 @@ def list_table(entries: Sequence[ZooEntry], store: ZooStore, budget: str, *, org
 
     rows = []
     for e in entries:
-        status = store.status(e.name, budget)
+        status = store.status(e.name, budget, e)
         rows.append(
             [
                 e.name,
@@ -140,11 +140,14 @@ def list_table(entries: Sequence[ZooEntry], store: ZooStore, budget: str, *, org
                 f"{e.spatial_dims}D",
                 f"{e.dataset} {e.image_size}",
                 status,
-                _headline(store.entry_dir(e.name, budget)) if status in ("built", "pushed") else "",
+                _headline(store.entry_dir(e.name, budget)) if status in ("built", "pushed", "stale") else "",
             ]
         )
     header = ["name", "method", "family", "dims", "data", f"status ({budget})", "headline (test)"]
-    return _table(header, rows) + f"\n\nstore: {store.root / budget}   Hub: {org}/<name>"
+    out = _table(header, rows) + f"\n\nstore: {store.root / budget}   Hub: {org}/<name>"
+    if any(r[5] == "stale" for r in rows):
+        out += "\nstale: built with other settings than the manifest's; 'hfssl zoo build NAME --rebuild'"
+    return out
 
 
 def _jobs_by_entry(store: ZooStore, budget: str) -> dict[str, list[dict[str, Any]]]:
@@ -177,7 +180,7 @@ def status_table(entries: Sequence[ZooEntry], store: ZooStore, budget: str) -> s
     jobs = _jobs_by_entry(store, budget)
     rows, failures = [], []
     for e in entries:
-        status = store.status(e.name, budget)
+        status = store.status(e.name, budget, e)
         info = store.info(e.name, budget) or {}
         pre = info.get("pretraining") or {}
         mine = jobs.get(e.name, [])
@@ -347,6 +350,12 @@ def _reading(
         d = rows["linear-delta"]["balanced_accuracy"]
         (beats if d is not None and d["ci95"][0] > 0 else not_beats).append(e.name)
     lines = ["## Reading", ""]
+    stale = [e.name for e, ld, _ in built if records_are_stale(e, ld["info"])]
+    if stale:
+        lines.append(
+            f"- **Stale records** (built with other settings than the manifest's now; rebuild with "
+            f"`--rebuild`): {', '.join(stale)}."
+        )
     lines.append(
         f"- Linear probe beats random init significantly (balanced accuracy, paired CI above 0): "
         f"{len(beats)} of {len(built)}" + (f": {', '.join(beats)}." if beats else ".")
@@ -449,6 +458,17 @@ def _official_finetune_lines(
     return lines + [""] if lines else []
 
 
+def records_are_stale(entry: ZooEntry, info: Mapping[str, Any]) -> bool:
+    """Whether an entry's records (``zoo_entry.json``) come from other build settings than ``entry``'s."""
+    stored, budget = info.get("entry"), str(info.get("budget", "cpu"))
+    if not isinstance(stored, dict):
+        return False
+    try:
+        return ZooEntry.from_dict(stored).build_settings(budget) != entry.build_settings(budget)
+    except (TypeError, ValueError):
+        return True
+
+
 def _entry_section(e: ZooEntry, ld: Mapping[str, Any], rows: Mapping[str, Any], notes_dir: Path) -> list[str]:
     info = ld["info"]
     pre = info.get("pretraining") or {}
@@ -468,6 +488,12 @@ def _entry_section(e: ZooEntry, ld: Mapping[str, Any], rows: Mapping[str, Any], 
     ]
     if e.notes:
         lines += [f"Note: {e.notes}", ""]
+    if records_are_stale(e, info):
+        lines += [
+            f"**Stale:** these records were built with other settings than the manifest's now; "
+            f"`hfssl zoo build {e.name} --rebuild --records reports/zoo` replaces them.",
+            "",
+        ]
     header = ["protocol", *[SHORT[m] for m in METRICS]]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for cid, base in PROTOCOL_CELLS:

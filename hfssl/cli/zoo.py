@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None, help="data root (default $HFSSL_DATA_DIR)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
     parser.add_argument("--private", action="store_true", help="push: create repos as private")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build: build entries again although built (e.g. stale ones, after a manifest change); "
+        "the old entry stays until the new one replaces it",
+    )
     from hfssl.cli.launch import add_launcher_arguments
 
     add_launcher_arguments(parser)  # build: --launcher local|submitit and the cluster options
@@ -114,6 +120,17 @@ def _launcher(args) -> object | None:
     return None if args.launcher == "local" else launcher
 
 
+def _outcome_line(outcome) -> str:
+    if outcome.status == "built":
+        return f"  {outcome.name}: built in {outcome.seconds / 60:.1f} min"
+    if outcome.status == "stale":
+        return (
+            f"  {outcome.name}: stale, skipped (built with other settings than the manifest's; "
+            f"'hfssl zoo build {outcome.name} --rebuild' builds it again)"
+        )
+    return f"  {outcome.name}: {outcome.status}"
+
+
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     launcher = _launcher(args)
@@ -146,10 +163,10 @@ def run(argv: list[str]) -> int:
             records_dir=args.records,
             org=org,
             manifest=manifest,
+            rebuild=args.rebuild,
         )
         for outcome in outcomes:
-            extra = f" in {outcome.seconds / 60:.1f} min" if outcome.status == "built" else ""
-            print(f"  {outcome.name}: {outcome.status}{extra}", flush=True)
+            print(_outcome_line(outcome), flush=True)
         for name, error in failed_entries.items():
             print(f"  {name}: FAILED ({error[:300]})", flush=True)
         if failed_entries:
@@ -176,6 +193,7 @@ def run(argv: list[str]) -> int:
                     records_dir=args.records,
                     org=org,
                     manifest=manifest,
+                    rebuild=args.rebuild,
                 )
             except Exception as err:  # noqa: BLE001 - one broken entry must not stop the others
                 if len(entries) == 1:
@@ -183,8 +201,7 @@ def run(argv: list[str]) -> int:
                 failed.append(entry.name)
                 print(f"  {entry.name}: FAILED ({type(err).__name__}: {str(err)[:300]})", flush=True)
                 continue
-            extra = f" in {outcome.seconds / 60:.1f} min" if outcome.status == "built" else ""
-            print(f"  {entry.name}: {outcome.status}{extra}", flush=True)
+            print(_outcome_line(outcome), flush=True)
         if failed:
             print(
                 f"hfssl zoo: {len(failed)} entries failed: {', '.join(failed)} (see 'hfssl zoo status')",

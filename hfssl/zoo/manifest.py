@@ -14,6 +14,7 @@ import copy
 import difflib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -110,6 +111,24 @@ class ZooEntry:
         out = dataclasses.asdict(self)
         out["requires"] = list(self.requires)
         return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ZooEntry:
+        """The entry as ``to_dict`` wrote it (e.g. into a built entry's ``zoo_entry.json``)."""
+        import dataclasses
+
+        known = {f.name for f in dataclasses.fields(cls)} - {"requires"}
+        return cls(**{k: v for k, v in raw.items() if k in known}, requires=tuple(raw.get("requires") or ()))
+
+    def build_settings(self, budget: str) -> dict[str, Any]:
+        """What a build at ``budget`` depends on: the recipe file, its overrides (method, backbone,
+        data, steps ...) and the evaluation. A stored entry built with other settings is stale;
+        the name, notes and Hub repo do not count."""
+        return {
+            "recipe": self.recipe,
+            "overrides": self.overrides(budget),
+            "evaluation": self.evaluation_for(budget),
+        }
 
 
 @dataclass(frozen=True)

@@ -72,9 +72,24 @@ class ZooStore:
         except (OSError, ValueError):
             return None
 
-    def status(self, name: str, budget: str) -> str:
-        """``pushed`` / ``built`` / ``building`` / ``partial`` (a resumable build) / ``missing``."""
+    def is_stale(self, entry: Any, budget: str) -> bool:
+        """Whether the built ``entry`` (a manifest ``ZooEntry``) was built with other settings than
+        the manifest's now (``ZooEntry.build_settings``: e.g. its budget's steps were changed)."""
+        info = self.info(entry.name, budget)
+        if info is None or not isinstance(info.get("entry"), dict):
+            return False
+        try:
+            built = type(entry).from_dict(info["entry"])
+            return built.build_settings(budget) != entry.build_settings(budget)
+        except (TypeError, ValueError, ConfigError):  # an entry this version cannot read: rebuild it
+            return True
+
+    def status(self, name: str, budget: str, entry: Any = None) -> str:
+        """``pushed`` / ``built`` / ``stale`` (built with other settings than ``entry``'s, when
+        given) / ``building`` / ``partial`` (a resumable build) / ``missing``."""
         if self.is_built(name, budget):
+            if entry is not None and self.is_stale(entry, budget):
+                return "stale"
             return "pushed" if self.pushed(name, budget) else "built"
         if _lock_owner_alive(self.lock_path(name, budget)):
             return "building"

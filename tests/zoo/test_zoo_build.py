@@ -273,3 +273,56 @@ def test_official_recipe_finetune_pairs_scratch_and_reaches_the_table(built, zoo
     assert "`rot-tiny` finetuned" in line and f"{report['finetune']['auc']['mean']:.3f}" in line
     assert script.main(["report", "no-such-entry", "--results", str(results)]) == 2
     assert "no-such-entry" in capsys.readouterr().err
+
+
+def test_a_changed_manifest_makes_the_entry_stale_until_rebuild(built, tmp_path, capsys):
+    """Built with 2 steps, the manifest now says 3: listed ``stale``, skipped by a plain build
+    (nothing changes), built again by ``--rebuild``; the old entry stays until then."""
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(built.parents[1], store)  # the fixture's store, so the other tests keep theirs
+    changed = tmp_path / "zoo.yaml"
+    text = TINY.read_text()
+    old = "  - name: rot-tiny\n    zoo: tiny\n    method: rot\n    budget: {cpu: {max_steps: 2,"
+    assert old in text
+    changed.write_text(text.replace(old, old.replace("max_steps: 2", "max_steps: 3")))
+    common = ["--store", str(store), "--manifest", str(changed)]
+    assert main(["zoo", "list", *common]) == 0
+    listed = capsys.readouterr().out
+    assert next(ln for ln in listed.splitlines() if ln.startswith("rot-tiny")).count("stale") == 1
+    before = (store / "cpu" / "rot-tiny" / "zoo_entry.json").read_text()
+    from eval_suite.zoo_table import records_are_stale
+
+    entry = load_manifest(changed).get("rot-tiny")
+    assert records_are_stale(entry, json.loads(before))  # MODEL_ZOO.md flags such records
+    assert main(["zoo", "build", "rot-tiny", *common]) == 0
+    assert "stale, skipped" in capsys.readouterr().out
+    assert (store / "cpu" / "rot-tiny" / "zoo_entry.json").read_text() == before
+    assert main(["zoo", "build", "rot-tiny", "--rebuild", *common]) == 0
+    info = json.loads((store / "cpu" / "rot-tiny" / "zoo_entry.json").read_text())
+    assert info["pretraining"]["global_step"] == 3 and info["entry"]["budget"]["cpu"]["max_steps"] == 3
+    assert not records_are_stale(entry, info)
+    capsys.readouterr()
+    assert main(["zoo", "list", *common]) == 0
+    row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("rot-tiny"))
+    assert "built" in row and "stale" not in row
+
+
+def test_a_partial_build_with_other_settings_is_discarded_not_resumed(tmp_path):
+    from eval_suite.zoo import SETTINGS_FILE, claim_work_dir
+
+    entry = load_manifest(TINY).get("rot-tiny")
+    work = tmp_path / "work"
+    claim_work_dir(entry, "cpu", work)
+    (work / "pretrain").mkdir()
+    claim_work_dir(entry, "cpu", work)  # same settings: resumed
+    assert (work / "pretrain").is_dir()
+    settings = json.loads((work / SETTINGS_FILE).read_text())
+    settings["overrides"]["max_steps"] = 99
+    (work / SETTINGS_FILE).write_text(json.dumps(settings))
+    claim_work_dir(entry, "cpu", work, log=lambda msg: None)  # other settings: started afresh
+    assert not (work / "pretrain").exists()
+    assert json.loads((work / SETTINGS_FILE).read_text()) == json.loads(
+        json.dumps(entry.build_settings("cpu"))
+    )
