@@ -580,7 +580,7 @@ def _paper_budget_section() -> list[str]:
     return [
         "## The `paper` budget (GPUs)",
         "",
-        "The `cpu` budget fits each zoo into about 90 minutes on a 2-core CPU and is far shorter than the",
+        "The `cpu` budget aims at about 90 minutes per zoo on a 2-core CPU (measured build times head each zoo's section) and is far shorter than the",
         "recipes. The `paper` budget runs each recipe as written (e.g. SimCLR 400 epochs); on GPUs:",
         "",
         "```bash",
