@@ -460,13 +460,8 @@ def _official_finetune_lines(
 
 def records_are_stale(entry: ZooEntry, info: Mapping[str, Any]) -> bool:
     """Whether an entry's records (``zoo_entry.json``) come from other build settings than ``entry``'s."""
-    stored, budget = info.get("entry"), str(info.get("budget", "cpu"))
-    if not isinstance(stored, dict):
-        return False
-    try:
-        return ZooEntry.from_dict(stored).build_settings(budget) != entry.build_settings(budget)
-    except (TypeError, ValueError):
-        return True
+    stored = info.get("entry")
+    return isinstance(stored, dict) and entry.settings_differ(stored, str(info.get("budget", "cpu")))
 
 
 def _entry_section(e: ZooEntry, ld: Mapping[str, Any], rows: Mapping[str, Any], notes_dir: Path) -> list[str]:

@@ -49,14 +49,9 @@ def _config(
         seeds=seeds,
         results_dir=str(results / arm),
         data_dir=data_dir,
-        compare_to="scratch",
     )
-    if arm == "scratch":
-        cfg = baseline_config(cfg)
-        cfg = dataclasses.replace(cfg, results_dir=str(results / arm))
-    else:
-        cfg = dataclasses.replace(cfg, compare_to=None)
-    return cfg
+    # scratch: the runner's own baseline of this config (same recipe, random init)
+    return baseline_config(dataclasses.replace(cfg, compare_to="scratch")) if arm == "scratch" else cfg
 
 
 def _records(cfg: Any) -> list[dict[str, Any]]:

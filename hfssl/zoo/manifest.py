@@ -130,6 +130,15 @@ class ZooEntry:
             "evaluation": self.evaluation_for(budget),
         }
 
+    def settings_differ(self, stored: Mapping[str, Any], budget: str) -> bool:
+        """Whether ``stored`` (the ``entry`` a built entry's ``zoo_entry.json`` records) was built at
+        ``budget`` with other :meth:`build_settings` than this entry's; one that this version cannot
+        read counts as other (a rebuild makes it readable)."""
+        try:
+            return ZooEntry.from_dict(stored).build_settings(budget) != self.build_settings(budget)
+        except (TypeError, ValueError):  # ConfigError is a ValueError
+            return True
+
 
 @dataclass(frozen=True)
 class ZooManifest:

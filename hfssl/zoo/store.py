@@ -76,13 +76,8 @@ class ZooStore:
         """Whether the built ``entry`` (a manifest ``ZooEntry``) was built with other settings than
         the manifest's now (``ZooEntry.build_settings``: e.g. its budget's steps were changed)."""
         info = self.info(entry.name, budget)
-        if info is None or not isinstance(info.get("entry"), dict):
-            return False
-        try:
-            built = type(entry).from_dict(info["entry"])
-            return built.build_settings(budget) != entry.build_settings(budget)
-        except (TypeError, ValueError, ConfigError):  # an entry this version cannot read: rebuild it
-            return True
+        stored = info.get("entry") if info else None
+        return isinstance(stored, dict) and entry.settings_differ(stored, budget)
 
     def status(self, name: str, budget: str, entry: Any = None) -> str:
         """``pushed`` / ``built`` / ``stale`` (built with other settings than ``entry``'s, when
