@@ -44,7 +44,7 @@ from hfssl.pretext.blocks import (
     MomentumCopiesMixin,
     centre_update,
     cosine_momentum_schedule,
-    dino_loss,
+    dino_cross_entropy,
     frozen_copy,
     teacher_distribution,
 )
@@ -264,7 +264,7 @@ class DINOForPretraining(MomentumCopiesMixin, ContrastiveViewsMixin, PretextMode
         temperature = self.current_teacher_temperature
         # the teacher's distribution once, for the loss and for the entropy metric
         t_probs = teacher_distribution(teacher, self.centre, temperature)
-        loss = dino_loss(student, None, None, cfg.student_temperature, temperature, teacher_probs=t_probs)
+        loss = dino_cross_entropy(student, t_probs, cfg.student_temperature)
         with torch.no_grad():
             entropy = -(t_probs * torch.log(t_probs.clamp_min(1e-12))).sum(-1).mean()
             metrics = pair_similarity_metrics(pooled[:b], pooled[b:])

@@ -7,7 +7,7 @@ tested on its own:
 * losses: :class:`NTXentLoss`, :func:`info_nce`, :func:`byol_loss`, :func:`barlow_twins_loss`,
   :func:`vicreg_terms` (multi-process correct)
 * heads: :class:`MLPHead`, :func:`classification_head`, :func:`encode_tiles`, :class:`DINOHead`
-* DINO: :func:`dino_loss`, :func:`teacher_distribution`, :func:`centre_update` (the running centre, averaged over processes)
+* DINO: :func:`dino_loss`, :func:`teacher_distribution`, :func:`dino_cross_entropy`, :func:`centre_update` (the running centre, averaged over processes)
 * momentum: :func:`frozen_copy`, :func:`update_momentum`, :func:`cosine_momentum_schedule`,
   :class:`EMAUpdater`, :class:`MomentumCopiesMixin`, :class:`MemoryQueue`
 * context tasks: :func:`hamming_permutation_set`, :func:`grid_patches`, :func:`rpl_pairs`,
@@ -22,6 +22,7 @@ from hfssl.pretext.blocks.dino import (
     DINOHead,
     NormalizedLinear,
     centre_update,
+    dino_cross_entropy,
     dino_loss,
     teacher_distribution,
 )
@@ -65,7 +66,7 @@ from hfssl.pretext.blocks.patches import (
 )
 from hfssl.pretext.blocks.permutations import hamming_permutation_set, min_hamming_distance
 from hfssl.pretext.blocks.queue import MemoryQueue
-from hfssl.pretext.blocks.redundancy import barlow_twins_loss, off_diagonal, vicreg_terms
+from hfssl.pretext.blocks.redundancy import barlow_twins_loss, off_diagonal, off_diagonal_sum, vicreg_terms
 from hfssl.pretext.blocks.rotations import (
     NUM_ROTATIONS_2D,
     NUM_ROTATIONS_3D,
@@ -135,10 +136,12 @@ __all__ = [
     "world_size",
     "barlow_twins_loss",
     "off_diagonal",
+    "off_diagonal_sum",
     "vicreg_terms",
     "DINOHead",
     "NormalizedLinear",
     "centre_update",
+    "dino_cross_entropy",
     "dino_loss",
     "teacher_distribution",
 ]

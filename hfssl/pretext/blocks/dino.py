@@ -78,41 +78,50 @@ def teacher_distribution(
 
 def dino_loss(
     student: Sequence[torch.Tensor],
-    teacher: Sequence[torch.Tensor] | None,
-    centre: torch.Tensor | None,
+    teacher: Sequence[torch.Tensor],
+    centre: torch.Tensor,
     student_temperature: float,
     teacher_temperature: float,
-    teacher_probs: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean over pairs (teacher crop ``i``, student crop ``j != i``) of ``H(p_t^i, p_s^j)``.
 
     ``student``: logits ``(B, K)`` of every crop (the global crops first, in the teacher's
     order); ``teacher``: logits of the global crops (no gradient); ``centre``: ``(1, K)``.
     ``p_t = softmax((t - centre) / teacher_temperature)``, ``p_s = softmax(s / student_temperature)``.
-    ``teacher_probs``: ``p_t`` already computed by :func:`teacher_distribution` (``teacher`` and
-    ``centre`` are then not used), so a caller that also monitors it computes it once.
-
-    All pairs are one batched contraction: one ``log_softmax`` over the stacked student crops
-    and one ``einsum`` for the ``T x S`` cross-entropies (the same sums as a loop over pairs).
+    A caller that also monitors ``p_t`` computes it once with :func:`teacher_distribution` and
+    calls :func:`dino_cross_entropy`, which this is.
     """
     if not (student_temperature > 0 and teacher_temperature > 0):
         raise ConfigError(
             f"DINO temperatures must be > 0, got student {student_temperature}, teacher {teacher_temperature}",
             "use e.g. student 0.1, teacher 0.04-0.07",
         )
-    p_t = (
-        teacher_probs
-        if teacher_probs is not None
-        else teacher_distribution(teacher, centre, teacher_temperature)
+    return dino_cross_entropy(
+        student, teacher_distribution(teacher, centre, teacher_temperature), student_temperature
     )
-    n_t, n_s = p_t.shape[0], len(student)
+
+
+def dino_cross_entropy(
+    student: Sequence[torch.Tensor], teacher_probs: torch.Tensor, student_temperature: float
+) -> torch.Tensor:
+    """:func:`dino_loss` from the teacher's distributions ``teacher_probs`` ``(T, B, K)``
+    (:func:`teacher_distribution`).
+
+    All pairs are one batched contraction: one ``log_softmax`` over the stacked student crops
+    and one ``einsum`` for the ``T x S`` cross-entropies (the same sums as a loop over pairs).
+    """
+    if not student_temperature > 0:
+        raise ConfigError(f"DINO student temperature must be > 0, got {student_temperature}", "use e.g. 0.1")
+    n_t, n_s = teacher_probs.shape[0], len(student)
     terms = n_t * n_s - min(n_t, n_s)  # every (i, j) pair but the same crop
     if terms == 0:
         raise ConfigError("DINO needs at least two crops", "use 2 global crops (and any local crops)")
     log_p_s = F.log_softmax(torch.stack(list(student)).float() / student_temperature, dim=-1)  # (S, B, K)
-    cross = torch.einsum("ibk,jbk->ij", p_t, log_p_s)  # (T, S): -sum over the batch of H(p_t^i, p_s^j)
+    cross = torch.einsum(
+        "ibk,jbk->ij", teacher_probs, log_p_s
+    )  # (T, S): -sum over the batch of H(p_t^i, p_s^j)
     same = torch.diagonal(cross).sum()  # the min(T, S) pairs of a crop with itself
-    return (same - cross.sum()) / (terms * p_t.shape[1])
+    return (same - cross.sum()) / (terms * teacher_probs.shape[1])
 
 
 @torch.no_grad()

@@ -32,10 +32,12 @@ def off_diagonal(matrix: torch.Tensor) -> torch.Tensor:
     return matrix.flatten()[:-1].view(n - 1, n + 1)[:, 1:].flatten()
 
 
-def off_diagonal_square_sum(matrix: torch.Tensor) -> torch.Tensor:
-    """``off_diagonal(matrix).pow(2).sum()`` without materialising the off-diagonal copy (nor its
-    scatter in the backward pass): the sum of all squares less the diagonal's."""
-    return matrix.pow(2).sum() - torch.diagonal(matrix).pow(2).sum()
+def off_diagonal_sum(matrix: torch.Tensor) -> torch.Tensor:
+    """``off_diagonal(matrix).sum()`` without materialising the off-diagonal copy (nor its scatter
+    in the backward pass): the sum of all entries less the diagonal's. Apply element-wise maps
+    first: ``off_diagonal_sum(c.pow(2))`` is the redundancy penalty, ``off_diagonal_sum(c.abs())``
+    a monitor."""
+    return matrix.sum() - torch.diagonal(matrix).sum()
 
 
 def barlow_twins_loss(
@@ -56,7 +58,7 @@ def barlow_twins_loss(
     b = F.batch_norm(z_b.float(), None, None, training=True)
     c = a.T @ b / n
     on_diag = (torch.diagonal(c) - 1).pow(2).sum()
-    return on_diag + lambda_offdiag * off_diagonal_square_sum(c), c
+    return on_diag + lambda_offdiag * off_diagonal_sum(c.pow(2)), c
 
 
 def vicreg_terms(
@@ -80,5 +82,5 @@ def vicreg_terms(
     for z in (z_a, z_b):
         centred = z - z.mean(dim=0)
         cov = centred.T @ centred / (z.shape[0] - 1)
-        covariance = covariance + off_diagonal_square_sum(cov) / z.shape[1]
+        covariance = covariance + off_diagonal_sum(cov.pow(2)) / z.shape[1]
     return invariance, variance, covariance
