@@ -61,6 +61,7 @@ def _worker(rank: int, port: int, out: dict[str, torch.Tensor]) -> None:
         ddp = DistributedDataParallel(model)
         NTXentLoss(TEMPERATURE)(ddp(x_a[sl]), ddp(x_b[sl])).backward()
         out["weight_grad"][rank] = model.weight.grad
+        del ddp  # freed while the process group lives (see test_distributed_redundancy_dino.py)
 
         queue = MemoryQueue(10, D, generator=torch.Generator().manual_seed(5))
         queue.enqueue(z_a[sl])
