@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from hfssl.errors import CheckpointError, ConfigError
-from hfssl.utils.io import write_json_atomic, write_text_atomic
+from hfssl.utils.io import file_sha256, write_json_atomic, write_text_atomic
 from hfssl.utils.logging import get_logger
 from hfssl.zoo import ZooEntry, ZooManifest, ZooStore, load_manifest
 from hfssl.zoo.store import ENTRY_FILE, PRETEXT_FOLDER, RESULTS_FOLDER
@@ -536,6 +536,9 @@ def _finish(
             "pretraining": pre,
             "evaluation_seconds": round(eval_seconds, 1),
             "cells": summary,
+            # what makes a later rebuild of a required entry (a teacher) mark this one stale
+            "weights_sha256": file_sha256(tmp / "model.safetensors"),
+            "required_weights": {req: store.weights_sha256(req, budget) for req in entry.requires},
             "rebuild": f"hfssl zoo build {entry.name} --budget {budget}",
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

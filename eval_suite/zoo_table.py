@@ -146,7 +146,10 @@ def list_table(entries: Sequence[ZooEntry], store: ZooStore, budget: str, *, org
     header = ["name", "method", "family", "dims", "data", f"status ({budget})", "headline (test)"]
     out = _table(header, rows) + f"\n\nstore: {store.root / budget}   Hub: {org}/<name>"
     if any(r[5] == "stale" for r in rows):
-        out += "\nstale: built with other settings than the manifest's; 'hfssl zoo build NAME --rebuild'"
+        out += (
+            "\nstale: built with other settings than the manifest's, or from a required entry rebuilt since; "
+        )
+        out += "'hfssl zoo build NAME --rebuild'"
     return out
 
 
@@ -324,7 +327,7 @@ def write_model_zoo(
         ]
     lines += ["## Entries", ""]
     for e, ld, rows in built:
-        lines += _entry_section(e, ld, rows, notes_dir)
+        lines += _entry_section(e, ld, rows, notes_dir, {e2.name: ld2["info"] for e2, ld2, _ in built})
         lines += sweep_section(sweeps_dir / f"{e.name}.jsonl")
     if missing:
         lines += ["## Not built yet", ""]
@@ -350,11 +353,12 @@ def _reading(
         d = rows["linear-delta"]["balanced_accuracy"]
         (beats if d is not None and d["ci95"][0] > 0 else not_beats).append(e.name)
     lines = ["## Reading", ""]
-    stale = [e.name for e, ld, _ in built if records_are_stale(e, ld["info"])]
+    infos = {e.name: ld["info"] for e, ld, _ in built}
+    stale = [e.name for e, ld, _ in built if records_are_stale(e, ld["info"], infos)]
     if stale:
         lines.append(
-            f"- **Stale records** (built with other settings than the manifest's now; rebuild with "
-            f"`--rebuild`): {', '.join(stale)}."
+            f"- **Stale records** (built with other settings than the manifest's now, or from an entry they "
+            f"require that was rebuilt since; rebuild with `--rebuild`): {', '.join(stale)}."
         )
     lines.append(
         f"- Linear probe beats random init significantly (balanced accuracy, paired CI above 0): "
@@ -458,13 +462,30 @@ def _official_finetune_lines(
     return lines + [""] if lines else []
 
 
-def records_are_stale(entry: ZooEntry, info: Mapping[str, Any]) -> bool:
-    """Whether an entry's records (``zoo_entry.json``) come from other build settings than ``entry``'s."""
+def records_are_stale(
+    entry: ZooEntry, info: Mapping[str, Any], others: Mapping[str, Mapping[str, Any]] | None = None
+) -> bool:
+    """Whether an entry's records (``zoo_entry.json``) come from other build settings than ``entry``'s,
+    or from another build of an entry it requires than the one in ``others`` (name -> its
+    ``zoo_entry.json``), compared by weights sha256 where both records carry it."""
     stored = info.get("entry")
-    return isinstance(stored, dict) and entry.settings_differ(stored, str(info.get("budget", "cpu")))
+    if isinstance(stored, dict) and entry.settings_differ(stored, str(info.get("budget", "cpu"))):
+        return True
+    built_from = info.get("required_weights") or {}
+    for req in entry.requires:
+        now = (others or {}).get(req, {}).get("weights_sha256")
+        if req in built_from and now and now != built_from[req]:
+            return True
+    return False
 
 
-def _entry_section(e: ZooEntry, ld: Mapping[str, Any], rows: Mapping[str, Any], notes_dir: Path) -> list[str]:
+def _entry_section(
+    e: ZooEntry,
+    ld: Mapping[str, Any],
+    rows: Mapping[str, Any],
+    notes_dir: Path,
+    infos: Mapping[str, Mapping[str, Any]],
+) -> list[str]:
     info = ld["info"]
     pre = info.get("pretraining") or {}
     lines = [
@@ -483,9 +504,10 @@ def _entry_section(e: ZooEntry, ld: Mapping[str, Any], rows: Mapping[str, Any], 
     ]
     if e.notes:
         lines += [f"Note: {e.notes}", ""]
-    if records_are_stale(e, info):
+    if records_are_stale(e, info, infos):
         lines += [
-            f"**Stale:** these records were built with other settings than the manifest's now; "
+            f"**Stale:** these records were built with other settings than the manifest's now, or from "
+            f"an entry they require that was rebuilt since; "
             f"`hfssl zoo build {e.name} --rebuild --records reports/zoo` replaces them.",
             "",
         ]

@@ -125,7 +125,8 @@ def _outcome_line(outcome) -> str:
         return f"  {outcome.name}: built in {outcome.seconds / 60:.1f} min"
     if outcome.status == "stale":
         return (
-            f"  {outcome.name}: stale, skipped (built with other settings than the manifest's; "
+            f"  {outcome.name}: stale, skipped (built with other settings than the manifest's, or from "
+            f"an entry it requires that was rebuilt since; "
             f"'hfssl zoo build {outcome.name} --rebuild' builds it again)"
         )
     return f"  {outcome.name}: {outcome.status}"

@@ -43,17 +43,10 @@ from safetensors import SafetensorError
 
 from hfssl.errors import CheckpointError, ConfigError
 from hfssl.hub.feature_extractor import ExtractorInfo, FeatureExtractor
+from hfssl.utils.io import file_sha256  # noqa: F401 - also imported from here by callers
 
 WEIGHTS_NAME = "model.safetensors"
 PICKLE_NAMES = ("pytorch_model.bin", "model.pt", "model.pth", "pytorch_model.bin.index.json")
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _text_sha256(text: str) -> str:

@@ -72,12 +72,36 @@ class ZooStore:
         except (OSError, ValueError):
             return None
 
+    def weights_sha256(self, name: str, budget: str) -> str | None:
+        """The sha256 of a built entry's backbone weights (None: not built)."""
+        from hfssl.utils.io import file_sha256
+
+        try:
+            return file_sha256(self.entry_dir(name, budget) / "model.safetensors")
+        except OSError:
+            return None
+
     def is_stale(self, entry: Any, budget: str) -> bool:
         """Whether the built ``entry`` (a manifest ``ZooEntry``) was built with other settings than
-        the manifest's now (``ZooEntry.build_settings``: e.g. its budget's steps were changed)."""
+        the manifest's now (``ZooEntry.build_settings``: e.g. its budget's steps were changed), or
+        from another build of an entry it requires (a distillation teacher rebuilt since)."""
         info = self.info(entry.name, budget)
         stored = info.get("entry") if info else None
-        return isinstance(stored, dict) and entry.settings_differ(stored, budget)
+        if isinstance(stored, dict) and entry.settings_differ(stored, budget):
+            return True
+        return bool(info) and bool(self.changed_requirements(entry, budget, info))
+
+    def changed_requirements(self, entry: Any, budget: str, info: dict[str, Any]) -> list[str]:
+        """The entries ``entry`` requires whose weights are no longer those it was built from
+        (``info["required_weights"]``, written by the build). An entry built before hfssl recorded
+        them says nothing, so it is not called stale for this."""
+        built_from = info.get("required_weights") or {}
+        changed = []
+        for req in entry.requires:
+            now = self.weights_sha256(req, budget)
+            if req in built_from and now is not None and now != built_from[req]:
+                changed.append(req)
+        return changed
 
     def status(self, name: str, budget: str, entry: Any = None) -> str:
         """``pushed`` / ``built`` / ``stale`` (built with other settings than ``entry``'s, when

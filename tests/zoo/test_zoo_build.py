@@ -62,6 +62,11 @@ def test_build_writes_a_complete_entry_with_relabelled_records(built, zoo_env):
     assert (
         info["pretraining"]["global_step"] == 2 and info["rebuild"] == "hfssl zoo build rot-tiny --budget cpu"
     )
+    from hfssl.utils.io import file_sha256
+
+    assert (
+        info["weights_sha256"] == file_sha256(built / "model.safetensors") and info["required_weights"] == {}
+    )
     assert "## hfssl zoo entry" in (built / "README.md").read_text()
     assert not (zoo_env["store"] / "cpu" / ".work" / "rot-tiny").exists()  # work folder removed
     exported = zoo_env["records"] / "cpu" / "rot-tiny"
@@ -326,3 +331,39 @@ def test_a_partial_build_with_other_settings_is_discarded_not_resumed(tmp_path):
     assert json.loads((work / SETTINGS_FILE).read_text()) == json.loads(
         json.dumps(entry.build_settings("cpu"))
     )
+
+
+def test_a_rebuilt_requirement_makes_the_dependent_entry_stale(tmp_path):
+    """A student records the weights of the teacher it was built from; once the teacher is rebuilt
+    with other weights, the store and MODEL_ZOO.md call the student stale (its settings are the
+    same, so only the recorded hash can tell)."""
+    from eval_suite.zoo_table import records_are_stale
+    from hfssl.utils.io import file_sha256
+
+    manifest = load_manifest(TINY)
+    student = manifest.get("distill-tiny")
+    store = ZooStore(tmp_path)
+
+    def put(name: str, weights: bytes, **extra) -> None:
+        folder = store.entry_dir(name, "cpu")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(weights)
+        info = {"name": name, "budget": "cpu", "entry": manifest.get(name).to_dict(), **extra}
+        (folder / "zoo_entry.json").write_text(json.dumps(info))
+
+    put("simclr-tiny", b"teacher, first build")
+    first = store.weights_sha256("simclr-tiny", "cpu")
+    assert first == file_sha256(store.entry_dir("simclr-tiny", "cpu") / "model.safetensors")
+    put("distill-tiny", b"student", required_weights={"simclr-tiny": first})
+    assert store.status("distill-tiny", "cpu", student) == "built"
+    put("simclr-tiny", b"teacher, rebuilt")  # same settings, other weights
+    info = store.info("distill-tiny", "cpu")
+    assert store.changed_requirements(student, "cpu", info) == ["simclr-tiny"]
+    assert store.is_stale(student, "cpu") and store.status("distill-tiny", "cpu", student) == "stale"
+    rebuilt = {"simclr-tiny": {"weights_sha256": store.weights_sha256("simclr-tiny", "cpu")}}
+    assert records_are_stale(student, info, rebuilt)
+    assert not records_are_stale(student, info, {"simclr-tiny": {"weights_sha256": first}})
+    put("distill-tiny", b"student")  # built before hfssl recorded its requirements: not called stale
+    assert store.status("distill-tiny", "cpu", student) == "built"
+    assert not records_are_stale(student, store.info("distill-tiny", "cpu"), rebuilt)
