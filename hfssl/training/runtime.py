@@ -524,7 +524,10 @@ def to_memory_format(pixels: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 def hardware_description(device: torch.device, num_processes: int) -> str:
-    """``"2 x NVIDIA H200"`` or ``"CPU: <model> (N cores)"`` - what a model card reports."""
+    """``"2 x NVIDIA H200"`` or ``"CPU: <model> (N cores, T threads)"`` - what a model card reports.
+    The intra-op thread count is part of it because CPU results are bit-reproducible only at the
+    same count (the float sums split differently: 1 and 2 threads give other weights after 4 steps
+    of the zoo's MG 3D entry, two runs at 2 threads the same)."""
     if device.type == "cuda":
         return f"{num_processes} x {torch.cuda.get_device_name(device)}"
     model = ""
@@ -533,7 +536,9 @@ def hardware_description(device: torch.device, num_processes: int) -> str:
             model = next((ln.split(":", 1)[1].strip() for ln in handle if ln.startswith("model name")), "")
     except OSError:
         pass
-    return f"CPU: {model or device.type} ({os.cpu_count()} cores), {num_processes} process(es)"
+    threads = torch.get_num_threads()
+    cores = f"{os.cpu_count()} cores, {threads} thread{'s' if threads != 1 else ''}"
+    return f"CPU: {model or device.type} ({cores}), {num_processes} process(es)"
 
 
 def _allow_precision(precision: str) -> None:

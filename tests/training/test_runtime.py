@@ -269,3 +269,22 @@ def test_the_conv3d_probe_predicts_a_real_bf16_training_step() -> None:
         err = float((w16.grad - w32.grad).abs().max() / w32.grad.abs().max())
         worst = max(worst, err if err == err else float("inf"))
     assert (worst <= runtime.BF16_GRAD_TOLERANCE) == probe_ok, worst
+
+
+def test_the_cpu_hardware_line_names_the_thread_count():
+    """CPU results are bit-reproducible only at the same intra-op thread count, so cards say it."""
+    import os
+
+    import torch
+
+    from hfssl.training.runtime import hardware_description
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        line = hardware_description(torch.device("cpu"), 1)
+        assert line.startswith("CPU: ") and line.endswith(
+            f"({os.cpu_count()} cores, 1 thread), 1 process(es)"
+        )
+    finally:
+        torch.set_num_threads(before)
