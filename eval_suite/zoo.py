@@ -18,9 +18,11 @@
   so several ``hfssl zoo build --all`` processes share one store without doing work twice.
 * **Settings** (:meth:`ZooEntry.build_settings`: recipe, overrides, evaluation) are written into
   the work folder when a build starts; a partial build with other settings is discarded, never
-  resumed. A finished entry built with other settings than the manifest's now is ``stale``:
-  skipped and listed as such until ``--rebuild``, which builds it anew while the old entry stays
-  usable, replaced only by the final rename.
+  resumed. A finished entry built with other settings than the manifest's now (or from a required
+  entry rebuilt since) is ``stale``: skipped and listed as such until ``--rebuild``, which builds
+  it anew while the old entry stays usable, replaced only by the final rename. Where only the
+  evaluation changed, the rebuild keeps the stored weights and evaluates again
+  (:func:`reuse_stored_pretraining`).
 * **On a cluster** (``--launcher submitit``, :func:`build_entries`) every entry's pretraining and
   evaluation cells are jobs of their own, submitted together; the driver finishes each entry whose
   jobs all succeeded exactly as above (same store, same atomic rename). The ledger and job logs are
@@ -182,6 +184,8 @@ def build_entry(
         work = store.work_dir(entry.name, budget)
         pretrain_dir = work / "pretrain"
         claim_work_dir(entry, budget, work, log)
+        if rebuild:
+            reuse_stored_pretraining(entry, budget, store, pretrain_dir, log)
         (work / FAILED_FILE).unlink(missing_ok=True)
         try:
             pre = _pretrain(entry, budget, pretrain_dir, data_dir, device, log)
@@ -229,6 +233,43 @@ def claim_work_dir(entry: ZooEntry, budget: str, work: Path, log: Callable[[str]
             shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, settings)
+
+
+def reuse_stored_pretraining(
+    entry: ZooEntry, budget: str, store: ZooStore, pretrain_dir: Path, log: Callable[[str], None] = print
+) -> bool:
+    """Seed a rebuild's pretraining folder with the stored entry's weights when only its evaluation
+    is stale: same recipe and overrides, no required entry rebuilt since, only e.g. a transfer
+    dataset added. Pretraining again would cost the whole entry to add one evaluation row; the
+    stored pretraining record (steps, wall time, hardware) is kept and says which build it came
+    from. A rebuild of an entry that is not stale (code changed, a timing run) pretrains anew."""
+    if (pretrain_dir / PRETRAIN_DONE).is_file() or not store.is_built(entry.name, budget):
+        return False
+    info = store.info(entry.name, budget) or {}
+    stored, pre = info.get("entry"), info.get("pretraining")
+    if not isinstance(stored, dict) or not isinstance(pre, dict) or not store.is_stale(entry, budget):
+        return False
+    try:
+        before = ZooEntry.from_dict(stored).build_settings(budget)
+    except (TypeError, ValueError):
+        return False
+    now = entry.build_settings(budget)
+    same = json.dumps([before["recipe"], before["overrides"]], sort_keys=True) == json.dumps(
+        [now["recipe"], now["overrides"]], sort_keys=True
+    )
+    if not same or store.changed_requirements(entry, budget, info):
+        return False
+    if entry.requires and "required_weights" not in info:  # built from which teacher? unknown
+        return False
+    src = store.entry_dir(entry.name, budget)
+    shutil.rmtree(pretrain_dir, ignore_errors=True)
+    (pretrain_dir / "backbone").mkdir(parents=True)
+    for f in ("config.json", "model.safetensors"):
+        shutil.copy2(src / f, pretrain_dir / "backbone" / f)
+    shutil.copytree(src / PRETEXT_FOLDER, pretrain_dir / "pretext_model")
+    write_json_atomic(pretrain_dir / PRETRAIN_DONE, {**pre, "reused_from_build": info.get("built_at")})
+    log(f"  {entry.name}: only the evaluation changed; reusing the pretraining built {info.get('built_at')}")
+    return True
 
 
 def _pretrain_overrides(
@@ -707,6 +748,10 @@ def build_entries(
                     continue
                 held.enter_context(lock)
                 claim_work_dir(entry, budget, store.work_dir(entry.name, budget), log)
+                if rebuild:
+                    reuse_stored_pretraining(
+                        entry, budget, store, store.work_dir(entry.name, budget) / "pretrain", log
+                    )
                 round_.append(entry)
                 tasks += entry_tasks(entry, budget, store, data_dir, device, launcher)
             unique = list({t.key: t for t in tasks}.values())  # baselines are shared between entries

@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rebuild",
         action="store_true",
-        help="build: build entries again although built (e.g. stale ones, after a manifest change); "
+        help="build: build entries again although built (e.g. stale ones, after a manifest change; "
+        "where only the evaluation changed, the stored weights are evaluated again); "
         "the old entry stays until the new one replaces it",
     )
     from hfssl.cli.launch import add_launcher_arguments

@@ -367,3 +367,37 @@ def test_a_rebuilt_requirement_makes_the_dependent_entry_stale(tmp_path):
     put("distill-tiny", b"student")  # built before hfssl recorded its requirements: not called stale
     assert store.status("distill-tiny", "cpu", student) == "built"
     assert not records_are_stale(student, store.info("distill-tiny", "cpu"), rebuilt)
+
+
+def test_a_rebuild_that_only_changes_the_evaluation_keeps_the_weights(built, tmp_path, capsys):
+    """A transfer dataset added to the manifest makes the entry stale; ``--rebuild`` then evaluates
+    the stored weights again (bit-identical, same pretraining record) instead of pretraining anew,
+    and the new cell appears. A rebuild of an entry that is not stale pretrains anew."""
+    import shutil
+
+    from hfssl.utils.io import file_sha256
+
+    store = tmp_path / "store"
+    shutil.copytree(built.parents[1], store)
+    entry_dir = store / "cpu" / "rot-tiny"
+    weights = file_sha256(entry_dir / "model.safetensors")
+    before = json.loads((entry_dir / "zoo_entry.json").read_text())
+    changed = tmp_path / "zoo.yaml"
+    old = "      seeds: [0]\n"
+    assert TINY.read_text().count(old) == 1
+    changed.write_text(
+        TINY.read_text().replace(old, old + "      transfer: [{dataset: breastmnist, image_size: 64}]\n")
+    )
+    common = ["--store", str(store), "--manifest", str(changed)]
+    assert main(["zoo", "build", "rot-tiny", "--rebuild", *common]) == 0
+    assert "only the evaluation changed" in capsys.readouterr().out
+    after = json.loads((entry_dir / "zoo_entry.json").read_text())
+    assert file_sha256(entry_dir / "model.safetensors") == weights == after["weights_sha256"]
+    assert after["pretraining"]["wall_seconds"] == before["pretraining"]["wall_seconds"]
+    assert after["pretraining"]["reused_from_build"] == before["built_at"]
+    assert "linear-breastmnist64" in after["cells"] and "linear-breastmnist64" not in before["cells"]
+    assert not ZooStore(store).is_stale(load_manifest(changed).get("rot-tiny"), "cpu")
+    assert main(["zoo", "build", "rot-tiny", "--rebuild", *common]) == 0  # not stale: pretrains anew
+    assert "only the evaluation changed" not in capsys.readouterr().out
+    again = json.loads((entry_dir / "zoo_entry.json").read_text())
+    assert "reused_from_build" not in again["pretraining"]
