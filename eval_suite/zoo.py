@@ -605,7 +605,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- records export
 def export_records(store: ZooStore, name: str, budget: str, out: str | os.PathLike) -> Path:
     """Copy an entry's small outputs (records, card, zoo_entry.json) to ``out/<budget>/<name>/``
-    (what the repository commits so MODEL_ZOO.md can be regenerated without the weights)."""
+    (what the repository commits so MODEL_ZOO.md can be regenerated without the weights). Files
+    the build does not write (e.g. the official-recipe report of scripts/zoo_medmnist_finetune.py)
+    are kept: they say which weights they are about, and MODEL_ZOO.md flags them when those differ."""
     src = store.entry_dir(name, budget)
     dest = Path(out) / budget / name
     tmp = dest.parent / f".tmp-{name}-{os.getpid()}"
@@ -614,6 +616,9 @@ def export_records(store: ZooStore, name: str, budget: str, out: str | os.PathLi
     for f in (ENTRY_FILE, "README.md"):
         shutil.copy2(src / f, tmp / f)
     if dest.exists():
+        for item in dest.iterdir():
+            if item.name not in (RESULTS_FOLDER, ENTRY_FILE, "README.md") and item.is_file():
+                shutil.copy2(item, tmp / item.name)
         shutil.rmtree(dest)
     os.replace(tmp, dest)
     return dest

@@ -442,10 +442,12 @@ def _official_finetune_lines(
     """One paragraph per entry finetuned with the official MedMNIST recipe against scratch (same
     seeds): both arms' levels, the paired deltas, and the project's scratch parity for reference."""
     lines: list[str] = []
-    for e, _, _ in built:
+    for e, ld, _ in built:
         r = load_official_finetune(root / e.name)
         if r is None:
             continue
+        built_weights, tuned_weights = ld["info"].get("weights_sha256"), r.get("weights_sha256")
+        other = bool(built_weights and tuned_weights and built_weights != tuned_weights)
         f, s, d = r["finetune"], r["scratch"], r["paired_delta"]
         where = "; ".join(sorted({str(w.get("hardware")) for w in (r.get("where") or {}).values() if w}))
         verdict = "beats" if r.get("beats_scratch") else "does not beat"
@@ -458,6 +460,11 @@ def _official_finetune_lines(
             f"{_fmt(s['balanced_accuracy']['mean'])}. Paired Δ bal. acc {_fmt_delta(d['balanced_accuracy'])}, "
             f"AUC Δ {_fmt_delta(d['auc'])}: it {verdict} scratch (the bar: a paired CI above 0 on either). "
             f"Rebuild: `{r.get('command')}` after its two `run` arms."
+            + (
+                " **Stale:** these runs finetuned another build of the entry's weights; run both arms again."
+                if other
+                else ""
+            )
         )
     return lines + [""] if lines else []
 

@@ -276,6 +276,18 @@ def test_official_recipe_finetune_pairs_scratch_and_reaches_the_table(built, zoo
     assert main(["zoo", "table", "--records", str(records), "--out", str(md)]) == 0
     line = next(ln for ln in md.read_text().splitlines() if ln.startswith("- Official `medmnist` recipe"))
     assert "`rot-tiny` finetuned" in line and f"{report['finetune']['auc']['mean']:.3f}" in line
+    info = json.loads((records / "cpu" / "rot-tiny" / "zoo_entry.json").read_text())
+    assert report["weights_sha256"] == info["weights_sha256"] and "Stale" not in line
+    # re-exporting the entry's records (a build with --records) keeps the report beside them
+    from eval_suite.zoo import export_records
+
+    export_records(ZooStore(), "rot-tiny", "cpu", records)
+    path = records / "cpu" / "rot-tiny" / "medmnist_finetune.json"
+    assert json.loads(path.read_text()) == report
+    path.write_text(json.dumps({**report, "weights_sha256": "0" * 64}))  # as if the entry was rebuilt
+    assert main(["zoo", "table", "--records", str(records), "--out", str(md)]) == 0
+    line = next(ln for ln in md.read_text().splitlines() if ln.startswith("- Official `medmnist` recipe"))
+    assert "**Stale:** these runs finetuned another build" in line
     assert script.main(["report", "no-such-entry", "--results", str(results)]) == 2
     assert "no-such-entry" in capsys.readouterr().err
 
