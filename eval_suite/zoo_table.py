@@ -285,7 +285,7 @@ def write_model_zoo(
         lines += [
             f"## {zoo.upper()} zoo: {group[0][0].dataset} {group[0][0].image_size} px",
             "",
-            f"Build time of these {len(group)} entries: {(pre_s + eval_s) / 60:.0f} min (pretraining "
+            f"Build time of {'this entry' if len(group) == 1 else f'these {len(group)} entries'}: {(pre_s + eval_s) / 60:.0f} min (pretraining "
             f"{pre_s / 60:.0f} min, evaluation {eval_s / 60:.0f} min, the shared baselines included in the first "
             f"entry's evaluation) on {'; '.join(hardware)}.",
             "",
@@ -604,7 +604,7 @@ def _paper_budget_section() -> list[str]:
     return [
         "## The `paper` budget (GPUs)",
         "",
-        "The `cpu` budget aims at about 90 minutes per zoo on a 2-core CPU (measured build times head each zoo's section) and is far shorter than the",
+        "The `cpu` budget builds each zoo in about 90 minutes on a 2-core CPU (measured build times head each zoo's section) and is far shorter than the",
         "recipes. The `paper` budget runs each recipe as written (e.g. SimCLR 400 epochs); on GPUs:",
         "",
         "```bash",
