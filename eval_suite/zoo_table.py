@@ -381,8 +381,8 @@ def _reading(
     if reruns:
         flipped = [n for n, significant in reruns if significant]
         lines.append(
-            f"- Re-built as is in an investigation sweep (same recipe, data and seed; another machine or "
-            f"precision): {len(flipped)} of {len(reruns)} then beat random init significantly"
+            f"- Re-built as is in an investigation sweep (same recipe, data and seed; possibly another machine, "
+            f"precision or code version): {len(flipped)} of {len(reruns)} then beat random init significantly"
             + (f" ({', '.join(flipped)})" if flipped else "")
             + ". The linear-probe CI covers test-set resampling only, not the variation between "
             "pretraining runs, so entries near the detection limit can land on either side."
