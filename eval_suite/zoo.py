@@ -247,17 +247,12 @@ def reuse_stored_pretraining(
         return False
     info = store.info(entry.name, budget) or {}
     stored, pre = info.get("entry"), info.get("pretraining")
-    if not isinstance(stored, dict) or not isinstance(pre, dict) or not store.is_stale(entry, budget):
+    if not isinstance(stored, dict) or not isinstance(pre, dict):
         return False
-    try:
-        before = ZooEntry.from_dict(stored).build_settings(budget)
-    except (TypeError, ValueError):
-        return False
-    now = entry.build_settings(budget)
-    same = json.dumps([before["recipe"], before["overrides"]], sort_keys=True) == json.dumps(
-        [now["recipe"], now["overrides"]], sort_keys=True
-    )
-    if not same or store.changed_requirements(entry, budget, info):
+    # not stale at all (nothing differs), or its pretraining itself changed: pretrain anew
+    if entry.differing_settings(stored, budget) != {"evaluation"} or store.changed_requirements(
+        entry, budget, info
+    ):
         return False
     if entry.requires and "required_weights" not in info:  # built from which teacher? unknown
         return False

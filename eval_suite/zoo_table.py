@@ -148,8 +148,8 @@ def list_table(entries: Sequence[ZooEntry], store: ZooStore, budget: str, *, org
     if any(r[5] == "stale" for r in rows):
         out += (
             "\nstale: built with other settings than the manifest's, or from a required entry rebuilt since; "
+            "'hfssl zoo build NAME --rebuild'"
         )
-        out += "'hfssl zoo build NAME --rebuild'"
     return out
 
 
@@ -273,7 +273,8 @@ def write_model_zoo(
         "",
     ]
     notes_dir, sweeps_dir = Path(source) / "notes", Path(source) / "sweeps"
-    lines += _reading(built, budget, notes_dir, sweeps_dir)
+    infos = {e.name: ld["info"] for e, ld, _ in built}  # each entry's zoo_entry.json, for staleness
+    lines += _reading(built, budget, notes_dir, sweeps_dir, infos)
     lines += _official_finetune_lines(built, root)
     for zoo in sorted({e.zoo for e, _, _ in built}):
         group = [(e, ld, rows) for e, ld, rows in built if e.zoo == zoo]
@@ -327,7 +328,7 @@ def write_model_zoo(
         ]
     lines += ["## Entries", ""]
     for e, ld, rows in built:
-        lines += _entry_section(e, ld, rows, notes_dir, {e2.name: ld2["info"] for e2, ld2, _ in built})
+        lines += _entry_section(e, ld, rows, notes_dir, infos)
         lines += sweep_section(sweeps_dir / f"{e.name}.jsonl")
     if missing:
         lines += ["## Not built yet", ""]
@@ -344,6 +345,7 @@ def _reading(
     budget: str,
     notes_dir: Path,
     sweeps_dir: Path,
+    infos: Mapping[str, Mapping[str, Any]],
 ) -> list[str]:
     """The short reading on top, computed from the numbers (which methods beat random init)."""
     if not built:
@@ -353,7 +355,6 @@ def _reading(
         d = rows["linear-delta"]["balanced_accuracy"]
         (beats if d is not None and d["ci95"][0] > 0 else not_beats).append(e.name)
     lines = ["## Reading", ""]
-    infos = {e.name: ld["info"] for e, ld, _ in built}
     stale = [e.name for e, ld, _ in built if records_are_stale(e, ld["info"], infos)]
     if stale:
         lines.append(
@@ -478,12 +479,9 @@ def records_are_stale(
     stored = info.get("entry")
     if isinstance(stored, dict) and entry.settings_differ(stored, str(info.get("budget", "cpu"))):
         return True
-    built_from = info.get("required_weights") or {}
-    for req in entry.requires:
-        now = (others or {}).get(req, {}).get("weights_sha256")
-        if req in built_from and now and now != built_from[req]:
-            return True
-    return False
+    return bool(
+        entry.changed_requirements(info, lambda req: (others or {}).get(req, {}).get("weights_sha256"))
+    )
 
 
 def _entry_section(

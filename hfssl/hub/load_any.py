@@ -43,7 +43,7 @@ from safetensors import SafetensorError
 
 from hfssl.errors import CheckpointError, ConfigError
 from hfssl.hub.feature_extractor import ExtractorInfo, FeatureExtractor
-from hfssl.utils.io import file_sha256  # noqa: F401 - also imported from here by callers
+from hfssl.utils.io import file_sha256
 
 WEIGHTS_NAME = "model.safetensors"
 PICKLE_NAMES = ("pytorch_model.bin", "model.pt", "model.pth", "pytorch_model.bin.index.json")

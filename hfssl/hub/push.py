@@ -364,7 +364,7 @@ def _records_for(
         )
     if not folder.is_dir():
         return [], [], 0
-    from hfssl.hub.load_any import file_sha256
+    from hfssl.utils.io import file_sha256
 
     digest = file_sha256(weights)
     mine: list[tuple[Path, dict[str, Any]]] = []

@@ -291,7 +291,8 @@ def _checkpoint_folder(folder: Path, spec: str) -> Path:
 
 
 def _read_source(folder: Path, spec: str) -> InitSource:
-    from hfssl.hub.load_any import PICKLE_NAMES, file_sha256, read_checkpoint_config
+    from hfssl.hub.load_any import PICKLE_NAMES, read_checkpoint_config
+    from hfssl.utils.io import file_sha256
 
     try:
         config = read_checkpoint_config(folder)

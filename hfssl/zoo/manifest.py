@@ -14,7 +14,7 @@ import copy
 import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -130,14 +130,35 @@ class ZooEntry:
             "evaluation": self.evaluation_for(budget),
         }
 
-    def settings_differ(self, stored: Mapping[str, Any], budget: str) -> bool:
-        """Whether ``stored`` (the ``entry`` a built entry's ``zoo_entry.json`` records) was built at
-        ``budget`` with other :meth:`build_settings` than this entry's; one that this version cannot
-        read counts as other (a rebuild makes it readable)."""
+    def differing_settings(self, stored: Mapping[str, Any], budget: str) -> set[str]:
+        """The parts of :meth:`build_settings` (``recipe``, ``overrides``, ``evaluation``) that
+        ``stored`` (the ``entry`` a built entry's ``zoo_entry.json`` records) was built at ``budget``
+        with other values of; ``{"unreadable"}`` for one this version cannot read (a rebuild makes
+        it readable)."""
         try:
-            return ZooEntry.from_dict(stored).build_settings(budget) != self.build_settings(budget)
+            before = ZooEntry.from_dict(stored).build_settings(budget)
         except (TypeError, ValueError):  # ConfigError is a ValueError
-            return True
+            return {"unreadable"}
+        now = self.build_settings(budget)
+        return {part for part, value in now.items() if before.get(part) != value}
+
+    def settings_differ(self, stored: Mapping[str, Any], budget: str) -> bool:
+        """Whether ``stored`` was built with other :meth:`build_settings` (see :meth:`differing_settings`)."""
+        return bool(self.differing_settings(stored, budget))
+
+    def changed_requirements(
+        self, info: Mapping[str, Any], weights_now: Callable[[str], str | None]
+    ) -> list[str]:
+        """The entries this one requires whose weights (``weights_now(name)``: their sha256, None if
+        unknown) are no longer those it was built from (``info["required_weights"]``, written by the
+        build). An entry built before hfssl recorded them says nothing, so nothing is listed."""
+        built_from = info.get("required_weights") or {}
+        changed = []
+        for req in self.requires:
+            now = weights_now(req)
+            if req in built_from and now and now != built_from[req]:
+                changed.append(req)
+        return changed
 
 
 @dataclass(frozen=True)

@@ -92,16 +92,9 @@ class ZooStore:
         return bool(info) and bool(self.changed_requirements(entry, budget, info))
 
     def changed_requirements(self, entry: Any, budget: str, info: dict[str, Any]) -> list[str]:
-        """The entries ``entry`` requires whose weights are no longer those it was built from
-        (``info["required_weights"]``, written by the build). An entry built before hfssl recorded
-        them says nothing, so it is not called stale for this."""
-        built_from = info.get("required_weights") or {}
-        changed = []
-        for req in entry.requires:
-            now = self.weights_sha256(req, budget)
-            if req in built_from and now is not None and now != built_from[req]:
-                changed.append(req)
-        return changed
+        """The entries ``entry`` requires whose weights in this store are no longer those it was
+        built from (``ZooEntry.changed_requirements``, the stored files hashed)."""
+        return entry.changed_requirements(info, lambda req: self.weights_sha256(req, budget))
 
     def status(self, name: str, budget: str, entry: Any = None) -> str:
         """``pushed`` / ``built`` / ``stale`` (built with other settings than ``entry``'s, when

@@ -338,7 +338,7 @@ def test_push_with_evaluation_records(hub, tmp_path, model_2d):
     """Records of these weights (default folder CHECKPOINT/eval_results) -> model-index means + files in the commit."""
     import eval_suite.results
     from eval_suite.results import eval_results_to_rows, write_record
-    from hfssl.hub.load_any import file_sha256
+    from hfssl.utils.io import file_sha256
 
     folder = _save(model_2d, tmp_path / "backbone")
     digest = file_sha256(folder / "model.safetensors")

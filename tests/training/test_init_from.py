@@ -143,7 +143,7 @@ def test_continued_run_starts_at_the_trained_loss(tmp_path: Path, data_dir: Path
 # ------------------------------------------------------------------------------------- provenance
 def test_provenance_in_run_record_backbone_config_and_card(sources: dict[str, Path], tmp_path: Path) -> None:
     from hfssl.hub.cards import render_card
-    from hfssl.hub.load_any import file_sha256
+    from hfssl.utils.io import file_sha256
 
     src = sources["byol"]
     out = tmp_path / "cont"
