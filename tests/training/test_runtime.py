@@ -240,12 +240,16 @@ def test_the_conv2d_probe_agrees_with_repeated_calls() -> None:
     probe_ok = runtime.cpu_bf16_conv2d_grad_error() <= runtime.BF16_GRAD_TOLERANCE
     gen = torch.Generator().manual_seed(1)
     worst = 0.0
-    for _ in range(20):
+    # the wrong results come in bursts (a suite run once had 60 right calls after the probe saw wrong
+    # ones), so where the probe says wrong, up to 200 trials look for the bug's return
+    for _ in range(20 if probe_ok else 200):
         for batch, cin, cout in ((8, 16, 32), (64, 48, 96), (256, 48, 96)):
             weight = torch.randn(cout, cin, 3, 3, generator=gen)
             x = torch.randn(batch, cin, 1, 1, generator=gen)
             err = runtime._weight_grad_error(torch.nn.functional.conv2d, weight, x, gen, stride=2, padding=1)
             worst = max(worst, err)
+        if not probe_ok and worst > runtime.BF16_GRAD_TOLERANCE:
+            break
     assert (worst <= runtime.BF16_GRAD_TOLERANCE) == probe_ok, worst
 
 
