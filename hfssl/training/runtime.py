@@ -12,7 +12,7 @@ device                   precision              2D CNN              3D CNN      
 =======================  =====================  ==================  ==================  ============
 CUDA with bf16           bf16 autocast          channels-last       channels-last-3d    contiguous
 CUDA without bf16        fp16 autocast          channels-last       channels-last-3d    contiguous
-CPU, bf16 faster [3]     bf16 autocast [1][4]   see [2]             channels-last-3d    contiguous
+CPU, bf16 faster [3]     bf16 autocast [1,4,5]  see [2]             channels-last-3d    contiguous
 CPU, bf16 not faster     fp32                   contiguous (NCHW)   channels-last-3d    contiguous
 MPS, XPU, other          fp32                   contiguous          contiguous          contiguous
 =======================  =====================  ==================  ==================  ============
@@ -37,6 +37,9 @@ MPS, XPU, other          fp32                   contiguous          contiguous  
     AMD EPYC with PyTorch 2.14.1: conv3d on 2x2x2 maps, and conv2d with stride 2 on 1x1 maps, which
     small inputs such as DINO's local crops or jigsaw tiles reach), 3D (resp. 2D) CNN pretraining
     and finetuning run fp32 (feature extraction needs no weight gradient and keeps bf16).
+[5] :data:`CPU_FP32_EXTRACT_KINDS`: a CPU extracts a ViT's frozen features in fp32 (bf16 ones
+    moved a random-init ViT-Tiny's linear probe; ``benchmarks/feature_precision.py``). CUDA
+    keeps bf16 there: not measured on a GPU.
 
 ``auto`` also follows a launcher's ``fp16``/``bf16`` (``accelerate launch --mixed_precision``)
 for pretraining. The capability probe is :func:`probe_device`; tests fake it to check each row.
@@ -68,6 +71,7 @@ logger = get_logger(__name__)
 __all__ = [
     "CPU_BF16_DEFAULT",
     "CPU_BF16_FASTER",
+    "CPU_FP32_EXTRACT_KINDS",
     "MEMORY_FORMAT",
     "DeviceCaps",
     "RuntimePlan",
@@ -101,6 +105,16 @@ ModelKind = Literal["cnn2d", "cnn3d", "vit"]
 #: end-to-end evaluation protocols (same check). Set a value to False to flip that purpose back
 #: to fp32 (the memory format then follows the fp32 row).
 CPU_BF16_DEFAULT: dict[str, bool] = {"train": True, "finetune": True, "extract": True}
+
+#: Model kinds whose frozen features a CPU extracts in fp32 even where the ``extract`` switch is on.
+#: ViTs: on the 2-core AMD EPYC (avx512_bf16), bf16 features of the zoo's random-init ViT-Tiny (the
+#: MAE entry's baseline) differ from fp32 ones by 3.2 % of their spread over the images (ResNet-18:
+#: 1.6-1.8 %), enough to move the linear probe's chosen C from 10 to 1 and its test AUC from 0.841
+#: to 0.765 (balanced accuracy 0.704 -> 0.624); the ResNets' probes agree to 0.007
+#: (``benchmarks/feature_precision.py``, ``benchmarks/results/feature_precision.jsonl``). A random
+#: ViT's embeddings are nearly the same for every image, so bf16 rounding is large against what a
+#: probe separates classes with. fp32 extraction of a ViT-Tiny at 28 px cost 1.5x the bf16 time.
+CPU_FP32_EXTRACT_KINDS: frozenset[str] = frozenset({"vit"})
 
 #: Memory format per (device class, model kind, resolved precision); ``"fp32"`` rows are used for
 #: precision ``no``, ``"amp"`` rows for bf16/fp16 autocast. Device classes: ``cuda``, ``cpu``,
@@ -403,6 +417,19 @@ def resolve_runtime(
             why.append(
                 f"CPU with fast native bf16{_detail(caps)}, but its bf16 {conv} weight gradients are wrong "
                 f"(cpu_bf16_{conv}_grad_error): fp32"
+            )
+        elif (
+            caps.device_type == "cpu"
+            and caps.bf16
+            and caps.bf16_faster
+            and CPU_BF16_DEFAULT[purpose]
+            and purpose == "extract"
+            and kind in CPU_FP32_EXTRACT_KINDS
+        ):
+            precision = "no"
+            why.append(
+                f"CPU with fast native bf16{_detail(caps)}, but bf16 features of a {kind} moved its linear "
+                "probe (CPU_FP32_EXTRACT_KINDS): fp32"
             )
         elif caps.device_type == "cpu" and caps.bf16 and caps.bf16_faster and CPU_BF16_DEFAULT[purpose]:
             precision = "bf16"

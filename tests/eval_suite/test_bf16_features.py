@@ -139,3 +139,32 @@ def test_finetune_in_bf16_stays_within_the_fp32_ci(breast, tmp_path_factory):
         assert info["runtime"]["mixed_precision"] == precision
         runs[precision] = (y_true, y_score)
     _check_within_ci("finetune", runs["no"], runs["bf16"])
+
+
+def test_a_bf16_cpu_extracts_a_vit_in_fp32_by_default(breast, tmp_path_factory, monkeypatch):
+    """Note [5] of :mod:`hfssl.training.runtime`: on a CPU where bf16 is the fast path, the default
+    extraction plan gives a ViT's exact fp32 features (bf16 ones moved a random-init ViT-Tiny's
+    linear probe, ``benchmarks/feature_precision.py``) and still runs a ResNet in bf16."""
+    from eval_suite.features import extract_features
+    from hfssl.hub import load_feature_extractor
+    from hfssl.models import HfsslConfig, HfsslModel
+    from hfssl.training import runtime
+
+    fast_bf16 = runtime.DeviceCaps("cpu", True, True, "faked")
+    monkeypatch.setattr(runtime, "probe_device", lambda device: fast_bf16)
+    test = breast["test"]
+    folder = tmp_path_factory.getbasetemp() / "vit_tiny_p4"
+    if not folder.is_dir():
+        torch.manual_seed(0)
+        config = HfsslConfig(
+            backbone="vit_tiny_patch16_224", backbone_kwargs={"patch_size": 4}, image_size=28
+        )
+        HfsslModel(config).save_pretrained(folder)
+    vit = load_feature_extractor(str(folder))
+    default, _ = extract_features(vit, test, batch_size=128)
+    fp32, _ = extract_features(vit, test, batch_size=128, plan=_plan("no", "extract"))
+    np.testing.assert_array_equal(default, fp32)
+    resnet = _extractor(tmp_path_factory)
+    default, _ = extract_features(resnet, test, batch_size=128)
+    fp32, _ = extract_features(resnet, test, batch_size=128, plan=_plan("no", "extract"))
+    assert not np.array_equal(default, fp32)  # CNNs keep the bf16 default

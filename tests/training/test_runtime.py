@@ -60,6 +60,8 @@ TABLE = [
 @pytest.mark.parametrize("purpose", ["train", "finetune", "extract"])
 def test_decision_table(bf16_switch, caps, kind, precision, layout, purpose) -> None:
     backbone, dims = MODELS[kind]
+    if caps is CPU_BF16 and purpose == "extract" and kind in runtime.CPU_FP32_EXTRACT_KINDS:
+        precision = "no"  # note [5]: tested below
     plan = resolve_runtime(caps.device_type, backbone, dims, purpose=purpose, caps=caps)
     assert (plan.device_type, plan.mixed_precision, plan.memory_format) == (
         caps.device_type,
@@ -79,6 +81,30 @@ def test_the_cpu_bf16_switch_flips_one_purpose_back_to_fp32_nchw(bf16_switch, pu
     others = [p for p in bf16_switch if p != purpose]
     assert all(
         resolve_runtime("cpu", "resnet18", purpose=p, caps=CPU_BF16).mixed_precision == "bf16" for p in others
+    )
+
+
+def test_a_bf16_cpu_extracts_vit_features_in_fp32_and_cnn_features_in_bf16(bf16_switch) -> None:
+    """Note [5]: bf16 features moved a random-init ViT-Tiny's linear probe on a bf16 CPU; ViTs
+    still train and finetune in bf16 there, CNNs extract in bf16, CUDA keeps bf16, and a flag wins."""
+    vit, dims = MODELS["vit"]
+    plan = resolve_runtime("cpu", vit, dims, purpose="extract", caps=CPU_BF16)
+    assert (plan.mixed_precision, plan.memory_format) == ("no", "contiguous")
+    assert "moved its linear probe" in plan.reason
+    for purpose in ("train", "finetune"):
+        assert resolve_runtime("cpu", vit, dims, purpose=purpose, caps=CPU_BF16).mixed_precision == "bf16"
+    for kind in ("cnn2d", "cnn3d"):
+        backbone, kdims = MODELS[kind]
+        assert (
+            resolve_runtime("cpu", backbone, kdims, purpose="extract", caps=CPU_BF16).mixed_precision
+            == "bf16"
+        )
+    assert resolve_runtime("cuda", vit, dims, purpose="extract", caps=CUDA_BF16).mixed_precision == "bf16"
+    assert (
+        resolve_runtime(
+            "cpu", vit, dims, mixed_precision="bf16", purpose="extract", caps=CPU_BF16
+        ).mixed_precision
+        == "bf16"
     )
 
 
