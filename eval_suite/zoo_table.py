@@ -287,8 +287,8 @@ def write_model_zoo(
             f"## {zoo.upper()} zoo: {group[0][0].dataset} {group[0][0].image_size} px",
             "",
             f"Build time of {'this entry' if len(group) == 1 else f'these {len(group)} entries'}: {(pre_s + eval_s) / 60:.0f} min (pretraining "
-            f"{pre_s / 60:.0f} min, evaluation {eval_s / 60:.0f} min, the shared baselines included in the first "
-            f"entry's evaluation) on {'; '.join(hardware)}.",
+            f"{pre_s / 60:.0f} min, evaluation {eval_s / 60:.0f} min; the baselines, shared by every entry of an "
+            f"architecture, count in the evaluation of the first entry built with it) on {'; '.join(hardware)}.",
             "",
         ]
         header = [
