@@ -98,11 +98,33 @@ class PretextConfig(PreTrainedConfig):
         return int(self.backbone_config["image_size"])
 
 
+def _float_fields(config_class: type) -> set[str]:
+    """The fields of ``config_class`` typed ``float`` or ``float | None`` (not ``int | float``)."""
+    import dataclasses
+    import types
+    import typing
+
+    out = set()
+    for field in dataclasses.fields(config_class):
+        hint = field.type
+        if isinstance(hint, str):  # postponed annotation: its text
+            args = tuple(a.strip() for a in hint.removeprefix("Optional[").rstrip("]").split("|"))
+            is_float = "float" in args and "int" not in args
+        else:
+            union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+            args = typing.get_args(hint) if union else (hint,)
+            is_float = float in args and int not in args
+        if is_float:
+            out.add(field.name)
+    return out
+
+
 def convert_strict_errors(config_class: type[PretextConfig]) -> type[PretextConfig]:
     """Make a (strict) pretext config class raise :class:`ConfigError` for values of the wrong type.
 
     Called by ``register_pretext`` on every method's config class, so a bad value from a recipe or
-    the command line becomes one clear line instead of a validation traceback.
+    the command line becomes one clear line instead of a validation traceback. An int given for a
+    float field is taken as that float.
     """
     from huggingface_hub.errors import (
         StrictDataclassClassValidationError,
@@ -113,8 +135,16 @@ def convert_strict_errors(config_class: type[PretextConfig]) -> type[PretextConf
     if init is None or getattr(init, "_hfssl_wrapped", False):
         return config_class
 
+    float_fields: set[str] | None = None
+
     @functools.wraps(init)
     def __init__(self: PretextConfig, *args: Any, **kwargs: Any) -> None:
+        nonlocal float_fields
+        if float_fields is None:
+            float_fields = _float_fields(config_class)
+        # JSON and YAML write 0.0 as 0 (``--method-kwargs '{"rot90_prob": 0}'``): an int is exactly
+        # a float there, so it is taken as one rather than refused by the strict type check
+        kwargs = {k: float(v) if k in float_fields and type(v) is int else v for k, v in kwargs.items()}
         try:
             init(self, *args, **kwargs)
         except (StrictDataclassFieldValidationError, StrictDataclassClassValidationError) as err:

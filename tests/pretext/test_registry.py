@@ -67,3 +67,24 @@ def test_metadata_lookups_do_not_import_torch():
         "method_family('mae'); list_pretext_tasks(); assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", ["vicreg", "simclr", "rot", "byol", "dino"])
+def test_an_int_for_a_float_field_is_taken_as_that_float_and_other_wrong_types_stay_errors(name):
+    """JSON and YAML write 0.0 as 0 (``--method-kwargs '{"rot90_prob": 0}'`` once stopped a
+    sweep); the strict check still refuses a bool for a float and a float for an int."""
+    from hfssl.errors import ConfigError
+    from hfssl.pretext.base import _float_fields
+    from hfssl.pretext.registry import get_pretext_class
+
+    config_class = get_pretext_class(name).config_class
+    floats = sorted(_float_fields(config_class))
+    assert floats, f"{name}: no float field found"
+    field = floats[0]
+    config = config_class(**{field: 1})
+    assert type(getattr(config, field)) is float and getattr(config, field) == 1.0
+    with pytest.raises(ConfigError, match="invalid"):
+        config_class(**{field: True})
+    if name == "vicreg":
+        with pytest.raises(ConfigError, match="invalid"):
+            config_class(projection_dim=2.0)
