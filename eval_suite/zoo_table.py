@@ -570,9 +570,11 @@ def sweep_section(path: Path) -> list[str]:
     if not rows:
         return []
     pretext_keys = sorted({k for r in rows for k in r.get("pretext") or {} if k != "loss"})
+    # plain accuracy (the MedMNIST+ reference's metric) is recorded by sweeps since 2026-12-05
+    with_acc = any("accuracy" in r["probes"]["linear"] for r in rows)
     header = [
         "variant", "overrides", "precision", "steps", "pretrain min", "loss", *[k.removeprefix("pretext/") for k in pretext_keys],
-        "linear bal. acc", "Δ linear", "linear AUC", "kNN bal. acc", "Δ kNN",
+        "linear bal. acc", "Δ linear", "linear AUC", *(["linear ACC"] if with_acc else []), "kNN bal. acc", "Δ kNN",
     ]  # fmt: skip
     lines = [
         f"Investigation sweep (`scripts/zoo_sweep.py`, same recipe, data and seed; one setting changed; "
@@ -591,6 +593,7 @@ def sweep_section(path: Path) -> list[str]:
             r["variant"], over, str(r.get("precision") or "–"), str(r.get("global_step")), _fmt((r.get("pretrain_wall_seconds") or math.nan) / 60, 1),
             _fmt(pre.get("loss")), *[_fmt(pre.get(k)) for k in pretext_keys],
             _fmt(lin.get("balanced_accuracy")), _fmt_delta(lin.get("delta_balanced_accuracy")), _fmt(lin.get("auc")),
+            *([_fmt(lin.get("accuracy"))] if with_acc else []),
             _fmt(knn.get("balanced_accuracy")), _fmt_delta(knn.get("delta_balanced_accuracy")),
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")

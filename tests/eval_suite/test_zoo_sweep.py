@@ -77,6 +77,11 @@ def test_sweep_table_shows_every_variant_with_its_delta(tmp_path: Path):
     assert "as built" in table[1] and "+0.010 [-0.050, +0.070]" in table[1] and "✓" not in table[1]
     assert 'method_kwargs={"momentum": 0.99}' in table[2] and "+0.100 [+0.020, +0.180] ✓" in table[2]
     assert sweep_section(tmp_path / "missing.jsonl") == []
+    assert "linear ACC" not in table[0]  # sweeps that did not record it get no empty column
+    rows[1]["probes"]["linear"] = {**rows[1]["probes"]["linear"], "accuracy": 0.8125}
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    table = [ln for ln in sweep_section(path) if ln.startswith("| ")]
+    assert "linear ACC" in table[0] and "| 0.812 |" in table[2] and "| – |" in table[1]
 
 
 def test_as_built_reruns_are_found_and_judged(tmp_path: Path):
