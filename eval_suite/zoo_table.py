@@ -460,7 +460,7 @@ def _official_finetune_lines(
             f"± {_fmt(s['accuracy']['sd'])}, AUC {_fmt(s['auc']['mean'])} ± {_fmt(s['auc']['sd'])}, bal. acc "
             f"{_fmt(s['balanced_accuracy']['mean'])}. Paired Δ bal. acc {_fmt_delta(d['balanced_accuracy'])}, "
             f"AUC Δ {_fmt_delta(d['auc'])}: it {verdict} scratch (the bar: a paired CI above 0 on either). "
-            f"Rebuild: `{r.get('command')}` after its two `run` arms."
+            f"Rebuild: `{r.get('command')}` after its two `run` arms with the same `--seeds`."
             + (
                 " **Stale:** these runs finetuned another build of the entry's weights; run both arms again."
                 if other

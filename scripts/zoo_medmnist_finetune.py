@@ -127,7 +127,16 @@ def report(args: argparse.Namespace) -> Path:
         "paired_delta": deltas,
         "beats_scratch": beats,
         "scratch_parity": {k: {"mean": v[0], "sd": v[1]} for k, v in SCRATCH_PARITY.items()},
-        "command": " ".join(["python scripts/zoo_medmnist_finetune.py", "report", args.entry]),
+        # the seeds are part of the result: the command reproduces exactly this report
+        "command": " ".join(
+            [
+                "python scripts/zoo_medmnist_finetune.py",
+                "report",
+                args.entry,
+                "--seeds",
+                *map(str, args.seeds),
+            ]
+        ),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     out = Path(args.records) / args.budget / args.entry / OFFICIAL_FINETUNE_FILE

@@ -276,6 +276,8 @@ def test_official_recipe_finetune_pairs_scratch_and_reaches_the_table(built, zoo
     assert main(["zoo", "table", "--records", str(records), "--out", str(md)]) == 0
     line = next(ln for ln in md.read_text().splitlines() if ln.startswith("- Official `medmnist` recipe"))
     assert "`rot-tiny` finetuned" in line and f"{report['finetune']['auc']['mean']:.3f}" in line
+    # the rebuild command names the seeds (the default 0 1 2 would give another report)
+    assert report["command"].endswith("report rot-tiny --seeds 0") and report["command"] in line
     info = json.loads((records / "cpu" / "rot-tiny" / "zoo_entry.json").read_text())
     assert report["weights_sha256"] == info["weights_sha256"] and "Stale" not in line
     # re-exporting the entry's records (a build with --records) keeps the report beside them
