@@ -120,8 +120,7 @@ def run_variant(
         for metric in MEAN_METRICS + DELTA_METRICS:
             values = [(r.get("metrics") or {}).get(metric) for r in mine]
             row[metric] = sum(values) / len(values) if values else None
-            if metric not in DELTA_METRICS:
-                continue
+        for metric in DELTA_METRICS:
             d = _delta(mine, base, metric)
             row[f"delta_{metric}"] = (
                 None if d is None else {"delta": d["delta"], "ci95": list(d["ci95"]), "p_value": d["p_value"]}

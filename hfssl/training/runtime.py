@@ -405,37 +405,28 @@ def resolve_runtime(
         elif caps.device_type == "cuda":
             precision = "bf16" if caps.bf16 else "fp16"
             why.append(f"CUDA {'with' if caps.bf16 else 'without'} bf16")
-        elif (
-            caps.device_type == "cpu"
-            and caps.bf16
-            and caps.bf16_faster
-            and CPU_BF16_DEFAULT[purpose]
-            and kind in ("cnn2d", "cnn3d")
-            and purpose != "extract"
-            and not caps.bf16_conv_grad_ok(spatial_dims)
-        ):
-            precision = "no"
-            conv = "conv3d" if spatial_dims == 3 else "conv2d"
-            why.append(
-                f"CPU with fast native bf16{_detail(caps)}, but its bf16 {conv} weight gradients are wrong "
-                f"(cpu_bf16_{conv}_grad_error): fp32"
-            )
-        elif (
-            caps.device_type == "cpu"
-            and caps.bf16
-            and caps.bf16_faster
-            and CPU_BF16_DEFAULT[purpose]
-            and purpose == "extract"
-            and kind in CPU_FP32_EXTRACT_KINDS
-        ):
-            precision = "no"
-            why.append(
-                f"CPU with fast native bf16{_detail(caps)}, but bf16 features of a {kind} moved its linear "
-                "probe (CPU_FP32_EXTRACT_KINDS): fp32"
-            )
         elif caps.device_type == "cpu" and caps.bf16 and caps.bf16_faster and CPU_BF16_DEFAULT[purpose]:
-            precision = "bf16"
-            why.append(f"CPU with fast native bf16{_detail(caps)}, bf16 default for {purpose}")
+            # the bf16 default, save for two measured exceptions (notes [4] and [5])
+            if (
+                kind in ("cnn2d", "cnn3d")
+                and purpose != "extract"
+                and not caps.bf16_conv_grad_ok(spatial_dims)
+            ):
+                precision = "no"
+                conv = "conv3d" if spatial_dims == 3 else "conv2d"
+                why.append(
+                    f"CPU with fast native bf16{_detail(caps)}, but its bf16 {conv} weight gradients are "
+                    f"wrong (cpu_bf16_{conv}_grad_error): fp32"
+                )
+            elif purpose == "extract" and kind in CPU_FP32_EXTRACT_KINDS:
+                precision = "no"
+                why.append(
+                    f"CPU with fast native bf16{_detail(caps)}, but bf16 features of a {kind} moved its "
+                    "linear probe (CPU_FP32_EXTRACT_KINDS): fp32"
+                )
+            else:
+                precision = "bf16"
+                why.append(f"CPU with fast native bf16{_detail(caps)}, bf16 default for {purpose}")
         elif caps.device_type == "cpu":
             precision = "no"
             if not caps.bf16:
