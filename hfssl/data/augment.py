@@ -62,6 +62,7 @@ __all__ = [
     "BatchTransform",
     "Compose",
     "ContrastiveViews",
+    "RandomBrightnessContrast",
     "RandomFlip",
     "RandomGaussianBlur",
     "RandomGaussianNoise",
@@ -605,6 +606,53 @@ class RandomGaussianNoise(BatchTransform):
         return out.clamp_(0.0, 1.0) if self.clip else out
 
 
+class RandomBrightnessContrast(BatchTransform):
+    """With probability ``p``, scale a sample's brightness by a factor uniform in ``brightness`` and
+    its contrast (around the sample's own mean intensity) by one uniform in ``contrast``; clip to
+    [0, 1] when ``clip``. Single-factor ranges ``b`` mean ``(1 - b, 1 + b)``, as in torchvision.
+
+    The grey-level analogue of SimCLR's colour jitter: without it, two views of an image share
+    their intensity histogram, which a contrastive or redundancy-reduction objective can match
+    without looking at structure. torchvision's ``ColorJitter`` draws one factor per call, not one
+    per sample of a batch, and is 2D only, hence this batched 2D/3D version.
+    """
+
+    def __init__(
+        self,
+        brightness: float | Sequence[float] = 0.4,
+        contrast: float | Sequence[float] = 0.4,
+        p: float = 0.8,
+        clip: bool = True,
+        seed: SeedLike = None,
+    ) -> None:
+        super().__init__(p, seed)
+        self.brightness = _factor_range(brightness, "brightness")
+        self.contrast = _factor_range(contrast, "contrast")
+        self.clip = clip
+
+    def _sample(self, n: int, images: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        return torch.stack([_uniform(n, *self.brightness, g), _uniform(n, *self.contrast, g)], 1)
+
+    def _apply(self, x: torch.Tensor, params: torch.Tensor, is_mask: bool) -> torch.Tensor:
+        shape = (-1, *([1] * (x.ndim - 1)))
+        factors = params.to(device=x.device, dtype=x.dtype)
+        out = x * factors[:, 0].view(shape)
+        mean = out.mean(dim=tuple(range(1, x.ndim)), keepdim=True)
+        out = (out - mean) * factors[:, 1].view(shape) + mean
+        return out.clamp_(0.0, 1.0) if self.clip else out
+
+
+def _factor_range(value: float | Sequence[float], name: str) -> tuple[float, float]:
+    """A multiplicative factor range: ``b`` -> ``(1 - b, 1 + b)``, a pair as given; never negative."""
+    if isinstance(value, (int, float)):
+        lo, hi = 1.0 - float(value), 1.0 + float(value)
+    else:
+        lo, hi = _check_range(value, name)
+    if lo < 0 or lo > hi:
+        raise ConfigError(f"{name} factor range ({lo}, {hi}) is invalid", f"e.g. {name}=0.4 or (0.6, 1.4)")
+    return lo, hi
+
+
 # ----------------------------------------------------------------------------------- composition
 
 
@@ -704,7 +752,8 @@ class ContrastiveViews:
     """Two independently augmented views of a batch, for SimCLR/BYOL/MoCo-style methods (2D and 3D).
 
     Per view: random resized crop (``crop_scale``, back to ``size`` or the input size) -> flip
-    (``flip_p``) -> rot90 (``rot90_p``) -> Gaussian blur (``blur_p``, ``blur_sigma`` in pixels) ->
+    (``flip_p``) -> rot90 (``rot90_p``) -> brightness/contrast (``intensity_p``, off by default so
+    that views built before it existed come out the same) -> Gaussian blur (``blur_p``, ``blur_sigma`` in pixels) ->
     Gaussian noise (``noise_p``, ``noise_std``). Set a probability to 0 (or ``crop_scale=None``) to
     drop a step. ``views(images)`` -> ``(view_1, view_2)``, both ``(B, C, *size)``.
     """
@@ -717,6 +766,9 @@ class ContrastiveViews:
         crop_ratio: Sequence[float] = (3 / 4, 4 / 3),
         flip_p: float = 0.5,
         rot90_p: float = 0.5,
+        intensity_p: float = 0.0,
+        brightness: float | Sequence[float] = 0.4,
+        contrast: float | Sequence[float] = 0.4,
         blur_p: float = 0.5,
         blur_sigma: Sequence[float] = (0.1, 2.0),
         noise_p: float = 0.5,
@@ -730,6 +782,12 @@ class ContrastiveViews:
             steps.append(RandomFlip(p=flip_p))
         if _check_p(rot90_p, "rot90_p") > 0:
             steps.append(RandomRot90(p=rot90_p))
+        # built even when off, so that a bad factor range is refused whatever the probability
+        jitter = RandomBrightnessContrast(
+            brightness=brightness, contrast=contrast, p=_check_p(intensity_p, "intensity_p")
+        )
+        if jitter.p > 0:
+            steps.append(jitter)
         if _check_p(blur_p, "blur_p") > 0:
             steps.append(RandomGaussianBlur(sigma=blur_sigma, p=blur_p))
         if _check_p(noise_p, "noise_p") > 0:

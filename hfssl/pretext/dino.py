@@ -157,19 +157,7 @@ class DINOConfig(ContrastiveConfig):
 
     def local_view_maker(self):
         """The local crops' augmentation (:class:`hfssl.data.augment.ContrastiveViews`)."""
-        from hfssl.data.augment import ContrastiveViews
-
-        return ContrastiveViews(
-            spatial_dims=self.spatial_dims,
-            size=self.resolved_local_crop_size(),
-            crop_scale=tuple(self.local_crop_scale),
-            flip_p=self.flip_prob,
-            rot90_p=self.rot90_prob,
-            blur_p=self.blur_prob,
-            blur_sigma=tuple(self.blur_sigma),
-            noise_p=self.noise_prob,
-            noise_std=tuple(self.noise_std),
-        )
+        return self.view_maker(size=self.resolved_local_crop_size(), crop_scale=tuple(self.local_crop_scale))
 
 
 @register_pretext("dino")

@@ -198,6 +198,12 @@ class ContrastiveConfig(PretextConfig):
         crop_iou_threshold (`float`, defaults to 0.25): minimum IoU of the overlapping crops.
         flip_prob (`float`, defaults to 0.5): flip along one random axis.
         rot90_prob (`float`, defaults to 0.5): rotate by 90/180/270 degrees.
+        intensity_prob (`float`, defaults to 0.0): brightness/contrast jitter, the grey-level
+            analogue of SimCLR's colour jitter (SimCLR uses 0.8). Off by default: the zoo's entries
+            were built without it, and a default change would alter every one of them.
+        brightness (`list[float]`, defaults to `(0.6, 1.4)`): brightness factor range.
+        contrast (`list[float]`, defaults to `(0.6, 1.4)`): contrast factor range (around each
+            image's mean).
         blur_prob (`float`, defaults to 0.5): Gaussian blur.
         blur_sigma (`list[float]`, defaults to `(0.1, 2.0)`): blur standard deviation range, pixels.
         noise_prob (`float`, defaults to 0.5): additive Gaussian noise (clipped to [0, 1]).
@@ -212,6 +218,9 @@ class ContrastiveConfig(PretextConfig):
     crop_iou_threshold: float = 0.25
     flip_prob: float = 0.5
     rot90_prob: float = 0.5
+    intensity_prob: float = 0.0
+    brightness: list[float] | tuple[float, ...] = (0.6, 1.4)
+    contrast: list[float] | tuple[float, ...] = (0.6, 1.4)
     blur_prob: float = 0.5
     blur_sigma: list[float] | tuple[float, ...] = (0.1, 2.0)
     noise_prob: float = 0.5
@@ -228,7 +237,7 @@ class ContrastiveConfig(PretextConfig):
             raise ConfigError(
                 f"crop_iou_threshold must be in [0, 1), got {self.crop_iou_threshold}", "use e.g. 0.25"
             )
-        for name in ("blur_sigma", "noise_std"):
+        for name in ("blur_sigma", "noise_std", "brightness", "contrast"):
             value = getattr(self, name)
             if len(value) != 2:
                 raise ConfigError(
@@ -244,16 +253,22 @@ class ContrastiveConfig(PretextConfig):
             return self.crop_mode
         return "resized" if self.spatial_dims == 2 else "overlapping"
 
-    def view_maker(self):
-        """The per-view augmentation (:class:`hfssl.data.augment.ContrastiveViews`)."""
+    def view_maker(self, size: int | None = None, crop_scale: tuple[float, float] | None = None):
+        """The per-view augmentation (:class:`hfssl.data.augment.ContrastiveViews`); ``size`` and
+        ``crop_scale`` override the crop (DINO's local crops), the other steps are this config's."""
         from hfssl.data.augment import ContrastiveViews
 
-        resized = self.resolved_crop_mode() == "resized"
+        if crop_scale is None and self.resolved_crop_mode() == "resized":
+            crop_scale = (self.crop_min_area, 1.0)
         return ContrastiveViews(
             spatial_dims=self.spatial_dims,
-            crop_scale=(self.crop_min_area, 1.0) if resized else None,
+            size=size,
+            crop_scale=crop_scale,
             flip_p=self.flip_prob,
             rot90_p=self.rot90_prob,
+            intensity_p=self.intensity_prob,
+            brightness=tuple(self.brightness),
+            contrast=tuple(self.contrast),
             blur_p=self.blur_prob,
             blur_sigma=tuple(self.blur_sigma),
             noise_p=self.noise_prob,

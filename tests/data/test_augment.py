@@ -10,6 +10,7 @@ from hfssl.data.augment import (
     AUGMENTATION_PRESETS,
     Compose,
     ContrastiveViews,
+    RandomBrightnessContrast,
     RandomFlip,
     RandomGaussianBlur,
     RandomGaussianNoise,
@@ -43,6 +44,7 @@ ALL_OPS = [
     lambda p: RandomResizedCrop(scale=(0.3, 1.0), p=p),
     lambda p: RandomGaussianBlur((0.5, 1.5), p=p),
     lambda p: RandomGaussianNoise((0.05, 0.1), p=p),
+    lambda p: RandomBrightnessContrast(0.4, 0.4, p=p),
 ]
 
 
@@ -320,6 +322,26 @@ def test_noise_level_and_clipping():
     assert m is masks  # intensity ops leave masks alone
 
 
+@pytest.mark.parametrize("shape", [(5, 1, 12, 12), (3, 1, 6, 6, 6)])
+def test_brightness_contrast_factors_per_sample(shape):
+    # values in [0.3, 0.6] so that no factor in (0.6, 1.4) clips: the maths is checked exactly
+    x = 0.3 + 0.3 * _batch(*shape)
+    dims = tuple(range(1, x.ndim))
+    bright = RandomBrightnessContrast(brightness=0.4, contrast=0.0, p=1.0, seed=0)(x)
+    ratio = (bright / x).flatten(1)
+    assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), atol=1e-5)  # one factor per sample
+    assert ratio[:, 0].min() >= 0.6 and ratio[:, 0].max() <= 1.4 and ratio[:, 0].unique().numel() == len(x)
+    contrast = RandomBrightnessContrast(brightness=0.0, contrast=(0.5, 0.9), p=1.0, seed=0)(x)
+    assert torch.allclose(contrast.mean(dims), x.mean(dims), atol=1e-6)  # around each image's mean
+    scale = contrast.std(dim=dims) / x.std(dim=dims)
+    assert scale.min() >= 0.5 - 1e-5 and scale.max() <= 0.9 + 1e-5
+    assert torch.equal(RandomBrightnessContrast(brightness=0.0, contrast=0.0, p=1.0)(x), x)
+    high = RandomBrightnessContrast(brightness=(2.0, 2.0), contrast=0.0, p=1.0)(x)
+    assert float(high.max()) == 1.0  # clipped to the image range
+    with pytest.raises(ConfigError, match="brightness"):
+        RandomBrightnessContrast(brightness=1.5)  # a factor range reaching below 0
+
+
 # ------------------------------------------------------------------------------ contrastive views
 
 
@@ -338,6 +360,16 @@ def test_contrastive_views(shape):
         spatial_dims=len(shape) - 2, crop_scale=None, flip_p=0, rot90_p=0, blur_p=0, noise_p=0
     )(x)
     assert torch.equal(plain[0], x) and torch.equal(plain[1], x)
+    jittered = ContrastiveViews(
+        spatial_dims=len(shape) - 2,
+        crop_scale=None,
+        flip_p=0,
+        rot90_p=0,
+        intensity_p=1.0,
+        blur_p=0,
+        noise_p=0,
+    )(x)
+    assert not torch.equal(jittered[0], x) and not torch.equal(jittered[0], jittered[1])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

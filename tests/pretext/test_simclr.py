@@ -58,6 +58,23 @@ def test_views_without_augmentation_are_the_input():
     assert torch.equal(a, x) and torch.equal(b, x)
 
 
+def test_intensity_jitter_is_off_by_default_and_changes_views_when_on():
+    x = 0.3 + 0.3 * torch.rand(4, 1, 28, 28)  # no factor in the ranges below clips these values
+    plain = {"crop_mode": "none", **NO_AUG}
+    off = SimCLRForPretraining(SimCLRConfig(backbone_config=backbone_2d(), **plain))
+    assert torch.equal(off.make_views(x, torch.Generator().manual_seed(0))[0], x)
+    on = SimCLRForPretraining(
+        SimCLRConfig(backbone_config=backbone_2d(), intensity_prob=1.0, brightness=[0.5, 0.7], **plain)
+    )
+    a, b = on.make_views(x, torch.Generator().manual_seed(0))
+    brightness = a.mean((1, 2, 3)) / x.mean((1, 2, 3))  # contrast keeps each image's mean
+    assert not torch.equal(a, b) and brightness.min() >= 0.5 - 1e-5 and brightness.max() <= 0.7 + 1e-5
+    with pytest.raises(ConfigError, match="brightness"):
+        SimCLRConfig(backbone_config=backbone_2d(), brightness=[1.2, 0.8])
+    with pytest.raises(ConfigError, match="intensity_p"):
+        SimCLRConfig(backbone_config=backbone_2d(), intensity_prob=1.5)
+
+
 def test_3d_views_are_overlapping_crops():
     model = SimCLRForPretraining(SimCLRConfig(backbone_config=small_3d(), **NO_AUG))
     x = torch.rand(2, 1, 28, 28, 28)
