@@ -482,6 +482,7 @@ def _evaluate(
     device: str,
 ) -> dict[str, list[dict[str, Any]]]:
     from eval_suite.studies.grid import CheckpointStore, run_grid
+    from eval_suite.zoo_table import precision_mismatches
 
     baselines = [c for c in cells if c.checkpoint is None]
     # the comparison with the baselines is made by the table (MODEL_ZOO.md), across the two grids
@@ -501,7 +502,36 @@ def _evaluate(
     mine = run_grid(
         own, work / "eval", store=donors, data_dir=data_dir, cache_dir=cache, device=device, title=entry.name
     )
-    return {**base.records, **mine.records}
+    records = {**base.records, **mine.records}
+    stale = {
+        b
+        for _, b, _, _ in precision_mismatches(
+            records, [(c.cell_id, c.baseline) for c in cells if c.baseline]
+        )
+    }
+    if stale:
+        # baselines from older code, in another precision than this build resolves: computed again
+        logger.warning(
+            "%s: recomputing baseline cells %s in this build's precision", entry.name, sorted(stale)
+        )
+        for cell in baselines:
+            if cell.cell_id in stale:
+                marker = base_dir / "cells" / cell.marker_name()
+                # the records too: the runner skips a seed whose record file exists
+                for rec in records[cell.cell_id]:
+                    (base_dir / "results" / f"{rec['record_id']}.json").unlink(missing_ok=True)
+                marker.unlink(missing_ok=True)
+        base = run_grid(
+            baselines,
+            base_dir,
+            store=donors,
+            data_dir=data_dir,
+            cache_dir=cache,
+            device=device,
+            title="baselines",
+        )
+        records = {**base.records, **mine.records}
+    return records
 
 
 def relabel_records(records: Sequence[dict[str, Any]], spec: str, name: str) -> list[dict[str, Any]]:

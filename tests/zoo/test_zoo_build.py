@@ -415,3 +415,43 @@ def test_a_rebuild_that_only_changes_the_evaluation_keeps_the_weights(built, tmp
     assert "only the evaluation changed" not in capsys.readouterr().out
     again = json.loads((entry_dir / "zoo_entry.json").read_text())
     assert "reused_from_build" not in again["pretraining"]
+
+
+def test_baselines_in_another_precision_are_recomputed_and_flagged(built, zoo_env, tmp_path):
+    """A shared baseline cached by older code in another precision than the build resolves now is
+    computed again, so every delta compares records of one precision; records that still mix two
+    precisions are flagged in MODEL_ZOO.md."""
+    import shutil
+
+    from eval_suite.zoo_table import entry_pairs, load_entry_results, precision_mismatches, record_precision
+
+    store = tmp_path / "store"
+    shutil.copytree(built.parents[1], store)
+    own = load_entry_results(store / "cpu" / "rot-tiny")
+    resolved = record_precision(own["cells"]["linear"][0])
+    assert resolved is not None and not precision_mismatches(own["cells"], entry_pairs(list(own["cells"])))
+    other = "bf16" if resolved == "no" else "no"
+    faked = 0
+    for path in (store / "cpu" / ".baselines").rglob("results/*.json"):
+        rec = json.loads(path.read_text())
+        if rec["protocol"]["name"] == "linear":  # as if computed before a precision default changed
+            rec["fit"]["runtime"]["mixed_precision"] = other
+            path.write_text(json.dumps(rec))
+            faked += 1
+    assert faked
+    assert main(["zoo", "build", "rot-tiny", "--rebuild", "--store", str(store)]) == 0
+    rebuilt = load_entry_results(store / "cpu" / "rot-tiny")
+    assert {record_precision(r) for r in rebuilt["cells"]["linear/random-init"]} == {resolved}
+    assert not precision_mismatches(rebuilt["cells"], entry_pairs(list(rebuilt["cells"])))
+
+    # the table flags records that still mix precisions (e.g. built before this check existed)
+    records = tmp_path / "records"
+    shutil.copytree(zoo_env["records"], records)
+    for path in (records / "cpu" / "rot-tiny" / "eval_results" / "baselines").glob("*.json"):
+        rec = json.loads(path.read_text())
+        if rec["protocol"]["name"] == "scratch":
+            rec["fit"]["runtime"]["mixed_precision"] = "bf16" if record_precision(rec) == "no" else "no"
+            path.write_text(json.dumps(rec))
+    md = tmp_path / "MODEL_ZOO.md"
+    assert main(["zoo", "table", "--records", str(records), "--out", str(md)]) == 0
+    assert "**Precision differs:** `finetune` ran in" in md.read_text()
