@@ -489,49 +489,29 @@ def _evaluate(
     own = [dataclasses.replace(c, baseline=None) for c in cells if c.checkpoint is not None]
     base_dir = store.root / budget / ".baselines" / _arch_slug(entry, budget)
     donors = CheckpointStore(store.root / budget / ".donors")
-    cache = str(store.root / budget / ".features")
-    base = run_grid(
-        baselines,
-        base_dir,
+    run = functools.partial(
+        run_grid,
         store=donors,
         data_dir=data_dir,
-        cache_dir=cache,
+        cache_dir=str(store.root / budget / ".features"),
         device=device,
-        title="baselines",
     )
-    mine = run_grid(
-        own, work / "eval", store=donors, data_dir=data_dir, cache_dir=cache, device=device, title=entry.name
-    )
+    base = run(baselines, base_dir, title="baselines")
+    mine = run(own, work / "eval", title=entry.name)
     records = {**base.records, **mine.records}
-    stale = {
-        b
-        for _, b, _, _ in precision_mismatches(
-            records, [(c.cell_id, c.baseline) for c in cells if c.baseline]
-        )
-    }
-    if stale:
-        # baselines from older code, in another precision than this build resolves: computed again
-        logger.warning(
-            "%s: recomputing baseline cells %s in this build's precision", entry.name, sorted(stale)
-        )
-        for cell in baselines:
-            if cell.cell_id in stale:
-                marker = base_dir / "cells" / cell.marker_name()
-                # the records too: the runner skips a seed whose record file exists
-                for rec in records[cell.cell_id]:
-                    (base_dir / "results" / f"{rec['record_id']}.json").unlink(missing_ok=True)
-                marker.unlink(missing_ok=True)
-        base = run_grid(
-            baselines,
-            base_dir,
-            store=donors,
-            data_dir=data_dir,
-            cache_dir=cache,
-            device=device,
-            title="baselines",
-        )
-        records = {**base.records, **mine.records}
-    return records
+    pairs = [(c.cell_id, c.baseline) for c in cells if c.baseline]
+    stale = {b for _, b, _, _ in precision_mismatches(records, pairs)}
+    if not stale:
+        return records
+    # baselines from older code, in another precision than this build resolves: computed again
+    logger.warning("%s: recomputing baseline cells %s in this build's precision", entry.name, sorted(stale))
+    for cell in baselines:
+        if cell.cell_id in stale:
+            # the records too: the runner skips a seed whose record file exists
+            for rec in records[cell.cell_id]:
+                (base_dir / "results" / f"{rec['record_id']}.json").unlink(missing_ok=True)
+            (base_dir / "cells" / cell.marker_name()).unlink(missing_ok=True)
+    return {**run(baselines, base_dir, title="baselines").records, **mine.records}
 
 
 def relabel_records(records: Sequence[dict[str, Any]], spec: str, name: str) -> list[dict[str, Any]]:
