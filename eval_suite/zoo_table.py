@@ -618,7 +618,7 @@ def sweep_section(path: Path) -> list[str]:
         "linear bal. acc", "Δ linear", "linear AUC", *(["linear ACC"] if with_acc else []), "kNN bal. acc", "Δ kNN",
     ]  # fmt: skip
     lines = [
-        f"Investigation sweep (`scripts/zoo_sweep.py`, same recipe, data and seed; one setting changed; "
+        f"Investigation sweep (`scripts/zoo_sweep.py`, the entry's recipe, data and seed except where the overrides column says otherwise; "
         f"on {rows[0].get('hardware') or 'unknown hardware'}; pretext metrics are the last logged training batches):",
         "",
         "| " + " | ".join(header) + " |",
