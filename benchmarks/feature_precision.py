@@ -96,6 +96,7 @@ def feature_agreement(spec: str, dataset: str, size: int, random_init: bool, dat
 
 
 def probes(spec, dataset, size, random_init, precision, seeds, data_dir) -> dict:
+    from eval_suite.results import record_precision
     from eval_suite.runner import EvalConfig, evaluate
 
     out: dict = {}
@@ -119,7 +120,7 @@ def probes(spec, dataset, size, random_init, precision, seeds, data_dir) -> dict
             )
             row = {m: sum(r["metrics"][m] for r in records) / len(records) for m in METRICS}
             row["wall_s"] = round(time.perf_counter() - t0, 1)
-            row["features_precision"] = records[0]["fit"].get("runtime", {}).get("mixed_precision")
+            row["features_precision"] = record_precision(records[0])
             if protocol == "linear":
                 row["C"] = [r["fit"].get("C") for r in records]
             out[protocol] = row

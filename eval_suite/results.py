@@ -358,6 +358,12 @@ def validate_record(obj: Any) -> list[str]:
 # ---------------------------------------------------------------- store
 
 
+def record_precision(record: Mapping[str, Any]) -> str | None:
+    """The mixed precision a record's features or training ran in (``no`` = fp32), None if unrecorded."""
+    runtime = (record.get("fit") or {}).get("runtime") or {}
+    return runtime.get("mixed_precision")
+
+
 def write_record(record: Mapping[str, Any], results_dir: str | Path) -> Path:
     """Write ``record`` to ``<results_dir>/<record_id>.json`` atomically (temp file + rename).
 

@@ -41,7 +41,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -472,6 +472,24 @@ def _metrics_records(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return logs, evaluations
 
 
+def precision_mismatches(
+    cells: Mapping[str, Sequence[Mapping[str, Any]]], pairs: Sequence[tuple[str, str]]
+) -> list[tuple[str, str, str, str]]:
+    """``(cell, baseline, its precision, the baseline's)`` for every pair whose records ran in
+    different precisions. The shared baselines are cached by their settings, not by the precision
+    the code resolves, so a changed default (e.g. fp32 ViT features, 2026-12-05) would otherwise pair
+    new records with old baselines and skew the delta by the precision alone."""
+    from eval_suite.results import record_precision
+
+    out = []
+    for cid, base in pairs:
+        own = {record_precision(r) for r in cells.get(cid) or []} - {None}
+        theirs = {record_precision(r) for r in cells.get(base) or []} - {None}
+        if own and theirs and own != theirs:
+            out.append((cid, base, "/".join(sorted(own)), "/".join(sorted(theirs))))
+    return out
+
+
 def _evaluate(
     entry: ZooEntry,
     budget: str,
@@ -482,7 +500,6 @@ def _evaluate(
     device: str,
 ) -> dict[str, list[dict[str, Any]]]:
     from eval_suite.studies.grid import CheckpointStore, run_grid
-    from eval_suite.zoo_table import precision_mismatches
 
     baselines = [c for c in cells if c.checkpoint is None]
     # the comparison with the baselines is made by the table (MODEL_ZOO.md), across the two grids

@@ -218,28 +218,6 @@ def status_table(entries: Sequence[ZooEntry], store: ZooStore, budget: str) -> s
 
 
 # ----------------------------------------------------------------------------- MODEL_ZOO.md
-def record_precision(record: Mapping[str, Any]) -> str | None:
-    """The mixed precision a record's features or training ran in (``no`` = fp32), None if unrecorded."""
-    runtime = (record.get("fit") or {}).get("runtime") or {}
-    return runtime.get("mixed_precision")
-
-
-def precision_mismatches(
-    cells: Mapping[str, Sequence[Mapping[str, Any]]], pairs: Sequence[tuple[str, str]]
-) -> list[tuple[str, str, str, str]]:
-    """``(cell, baseline, its precision, the baseline's)`` for every pair whose records ran in
-    different precisions. The shared baselines are cached by their settings, not by the precision
-    the code resolves, so a changed default (e.g. fp32 ViT features, 2026-12-05) would otherwise pair
-    new records with old baselines and skew the delta by the precision alone."""
-    out = []
-    for cid, base in pairs:
-        own = {record_precision(r) for r in cells.get(cid) or []} - {None}
-        theirs = {record_precision(r) for r in cells.get(base) or []} - {None}
-        if own and theirs and own != theirs:
-            out.append((cid, base, "/".join(sorted(own)), "/".join(sorted(theirs))))
-    return out
-
-
 def entry_pairs(cell_ids: Sequence[str]) -> list[tuple[str, str]]:
     """(cell, its baseline) of an entry's cells: the three protocols and the transfer rows."""
     pairs = [(cid, base) for cid, base in PROTOCOL_CELLS if cid in cell_ids]
@@ -545,6 +523,8 @@ def _entry_section(
             f"`hfssl zoo build {e.name} --rebuild --records reports/zoo` replaces them.",
             "",
         ]
+    from eval_suite.zoo import precision_mismatches
+
     for cid, base, own, theirs in precision_mismatches(ld["cells"], entry_pairs(list(ld["cells"]))):
         lines += [
             f"**Precision differs:** `{cid}` ran in {_precision_name(own)} but its baseline `{base}` in "

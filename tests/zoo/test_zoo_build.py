@@ -423,7 +423,9 @@ def test_baselines_in_another_precision_are_recomputed_and_flagged(built, zoo_en
     precisions are flagged in MODEL_ZOO.md."""
     import shutil
 
-    from eval_suite.zoo_table import entry_pairs, load_entry_results, precision_mismatches, record_precision
+    from eval_suite.results import record_precision
+    from eval_suite.zoo import precision_mismatches
+    from eval_suite.zoo_table import entry_pairs, load_entry_results
 
     store = tmp_path / "store"
     shutil.copytree(built.parents[1], store)
